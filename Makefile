@@ -9,8 +9,10 @@ CACHE_DIR ?= $(HOME)/.cache/ollama-operator
 export CACHE_DIR
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit test-integration lint fmt crds crds-check run \
-        tools cluster-up cluster-down demo demo-down kind-up bench clean
+.PHONY: help venv test test-unit test-integration lint fmt crds crds-check run bench clean
+
+# tools, cluster-up, cluster-down, kind-up: the local cluster (tools/tools.mk).
+-include tools/tools.mk
 
 help:
 	@echo "make demo         local cluster + CRDs + operator + a sample, then kubectl get ollama"
