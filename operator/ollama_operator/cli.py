@@ -17,16 +17,23 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the controller (kopf) against the current kubeconfig")
-    run.add_argument("--namespace", "-n", action="append", default=[],
-                     help="namespace to watch (repeatable); default: all namespaces")
+    run.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="namespace to watch (repeatable); default: all namespaces",
+    )
     run.add_argument("--log-format", choices=("plain", "json"), default="plain")
     run.add_argument("--verbose", action="store_true")
-    run.add_argument("--liveness", default="http://0.0.0.0:8081/healthz",
-                     help="kopf liveness endpoint URL ('' to disable)")
-    run.add_argument("--metrics-port", type=int, default=8082,
-                     help="Prometheus metrics port (0 to disable)")
-    run.add_argument("--peering", default="",
-                     help="kopf peering name for a single active replica ('' = standalone)")
+    run.add_argument(
+        "--liveness",
+        default="http://0.0.0.0:8081/healthz",
+        help="kopf liveness endpoint URL ('' to disable)",
+    )
+    run.add_argument(
+        "--metrics-port", type=int, default=8082, help="Prometheus metrics port (0 to disable)"
+    )
 
     side = sub.add_parser("sidecar", help="run the in-pod gateway and model agent")
     side.add_argument("--config", required=True, help="path of the sidecar config (YAML/JSON)")
@@ -54,7 +61,6 @@ def main(argv: Sequence[str] | None = None) -> int:
             verbose=args.verbose,
             liveness=args.liveness or None,
             metrics_port=args.metrics_port,
-            peering=args.peering or None,
         )
     if args.command == "sidecar":
         from .sidecar.app import main as sidecar_main

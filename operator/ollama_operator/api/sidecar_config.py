@@ -21,8 +21,8 @@ from .types import ApiModel, Port
 CONFIG_KEY = "sidecar.yaml"
 CONFIG_DIR = "/etc/ollama-operator/config"
 KEYS_DIR = "/etc/ollama-operator/keys"
-TOKEN_DIR = "/etc/ollama-operator/token"
-TOKEN_KEY = "token"
+TOKEN_DIR = "/etc/ollama-operator/token"  # noqa: S105 - a path, not a secret
+TOKEN_KEY = "token"  # noqa: S105 - a key name, not a secret
 PUBLIC_PORT = 8080
 ADMIN_PORT = 9090
 OLLAMA_PORT = 11434

@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import Field, model_validator
+from pydantic.config import JsonDict
 
 from .types import (
     ApiModel,
@@ -43,17 +44,17 @@ DEFAULT_IMAGE = f"ollama/ollama:{OLLAMA_VERSION}"
 RESERVED_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance")
 
 
-def _rules(*rules: tuple[str, str]) -> dict[str, Any]:
+def _rules(*rules: tuple[str, str]) -> JsonDict:
     """JSON-schema extra carrying CEL rules as ``(rule, message)`` pairs."""
     return {"x-kubernetes-validations": [{"rule": r, "message": m} for r, m in rules]}
 
 
-def _obj(**extra: Any) -> dict[str, Any]:
+def _obj(**extra: Any) -> JsonDict:
     """An object-typed field the API server defaults to ``{}`` (so nested defaults apply)."""
     return {"default": {}, **extra}
 
 
-PRESERVE = {"x-kubernetes-preserve-unknown-fields": True, "type": "object"}
+PRESERVE: JsonDict = {"x-kubernetes-preserve-unknown-fields": True, "type": "object"}
 
 
 class ModelCreate(ApiModel):
@@ -92,23 +93,43 @@ class GPUSpec(ApiModel):
     )
 
 
-class ResourceRequirements(ApiModel):
+_NON_NEGATIVE = "!has(self.{0}) || self.{0}.all(k, !string(self.{0}[k]).startsWith('-'))"
+
+
+class ResourceRequirements(
+    ApiModel,
+    json_schema_extra=_rules(
+        (_NON_NEGATIVE.format("requests"), "resources.requests must not be negative"),
+        (_NON_NEGATIVE.format("limits"), "resources.limits must not be negative"),
+    ),
+):
     """Standard container resources (requests and limits)."""
 
-    requests: dict[str, Quantity] = Field(default_factory=dict)
-    limits: dict[str, Quantity] = Field(default_factory=dict)
+    requests: dict[str, Quantity] = Field(default_factory=dict, max_length=16)
+    limits: dict[str, Quantity] = Field(default_factory=dict, max_length=16)
 
 
-class StorageSpec(ApiModel, json_schema_extra=_rules(
-    (
-        "self.mode != 'Shared' || has(self.existingClaim)",
-        "storage.existingClaim is required when storage.mode is Shared",
+AccessMode = Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]
+
+
+def _default_access_modes() -> list[AccessMode]:
+    return ["ReadWriteOnce"]
+
+
+class StorageSpec(
+    ApiModel,
+    json_schema_extra=_rules(
+        (
+            "self.mode != 'Shared' || has(self.existingClaim)",
+            "storage.existingClaim is required when storage.mode is Shared",
+        ),
+        (
+            "!has(self.existingClaim) || self.mode == 'Shared'",
+            "storage.existingClaim is only used when storage.mode is Shared",
+        ),
+        ("!string(self.size).startsWith('-')", "storage.size must not be negative"),
     ),
-    (
-        "!has(self.existingClaim) || self.mode == 'Shared'",
-        "storage.existingClaim is only used when storage.mode is Shared",
-    ),
-)):
+):
     """Where models live: one volume per replica, a shared claim, or nothing persistent."""
 
     mode: Literal["PerReplica", "Shared", "Ephemeral"] = Field(
@@ -116,8 +137,8 @@ class StorageSpec(ApiModel, json_schema_extra=_rules(
     )
     size: Quantity = Field("20Gi", description="Claim size (PerReplica) or emptyDir limit.")
     storage_class_name: DNSName | None = None
-    access_modes: list[Literal["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"]] = Field(
-        default_factory=lambda: ["ReadWriteOnce"], min_length=1, max_length=3
+    access_modes: list[AccessMode] = Field(
+        default_factory=_default_access_modes, min_length=1, max_length=3
     )
     existing_claim: DNSName | None = Field(None, description="Claim to mount in Shared mode.")
     retain_on_delete: bool = Field(False, description="Keep PerReplica claims on delete.")
@@ -139,12 +160,15 @@ class EnvVar(ApiModel):
     value_from: dict[str, Any] | None = Field(None, json_schema_extra=PRESERVE)
 
 
-class OllamaSettings(ApiModel, json_schema_extra=_rules(
-    (
-        "self.env.all(e, e.name != 'OLLAMA_HOST')",
-        "ollama.env may not set OLLAMA_HOST: Ollama listens on 127.0.0.1 behind the gateway",
+class OllamaSettings(
+    ApiModel,
+    json_schema_extra=_rules(
+        (
+            "self.env.all(e, e.name != 'OLLAMA_HOST')",
+            "ollama.env may not set OLLAMA_HOST: Ollama listens on 127.0.0.1 behind the gateway",
+        ),
     ),
-)):
+):
     """Typed Ollama server knobs, rendered as ``OLLAMA_*`` environment variables."""
 
     keep_alive: KeepAlive | None = Field(None, description="OLLAMA_KEEP_ALIVE")
@@ -284,17 +308,20 @@ class LocalObjectReference(ApiModel):
 _RESERVED_LABEL_RULE = " && ".join(f"!('{label}' in self.podLabels)" for label in RESERVED_LABELS)
 
 
-class OllamaServerSpec(ApiModel, json_schema_extra=_rules(
-    (
-        _RESERVED_LABEL_RULE,
-        "podLabels may not set app.kubernetes.io/name or app.kubernetes.io/instance: "
-        "the operator selects pods by them",
+class OllamaServerSpec(
+    ApiModel,
+    json_schema_extra=_rules(
+        (
+            _RESERVED_LABEL_RULE,
+            "podLabels may not set app.kubernetes.io/name or app.kubernetes.io/instance: "
+            "the operator selects pods by them",
+        ),
+        (
+            "self.models.all(m, !has(m.create) || m.create.from != m.name)",
+            "models[].create.from must name another model than models[].name",
+        ),
     ),
-    (
-        "self.models.all(m, !has(m.create) || m.create.from != m.name)",
-        "models[].create.from must name another model than models[].name",
-    ),
-)):
+):
     """Desired state of one fleet of identical Ollama servers."""
 
     image: str | None = Field(

@@ -14,9 +14,10 @@ from typing import Annotated, Any
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic.alias_generators import to_camel
 
-#: Kubernetes resource.Quantity, the same expression controller-gen emits.
+#: Kubernetes resource.Quantity, as controller-gen emits it but without a minus
+#: sign: no resource amount in an OllamaServer can be negative.
 QUANTITY_PATTERN = (
-    r"^(\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
+    r"^\+?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))"
     r"(([KMGTPE]i)|[numkMGTPE]|([eE](\+|-)?(([0-9]+(\.[0-9]*)?)|(\.[0-9]+))))?$"
 )
 
@@ -50,6 +51,7 @@ def _quantity_schema(schema: dict[str, Any]) -> None:
         {
             "anyOf": [{"type": "integer"}, {"type": "string"}],
             "pattern": QUANTITY_PATTERN,
+            "maxLength": 64,
             "x-kubernetes-int-or-string": True,
         }
     )
@@ -62,7 +64,7 @@ def _check_quantity(value: int | str) -> int | str:
         if value < 0:
             raise ValueError("a quantity must not be negative")
         return value
-    if not re.fullmatch(QUANTITY_PATTERN, value) or value.startswith("-"):
+    if len(value) > 64 or not re.fullmatch(QUANTITY_PATTERN, value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity such as '500m', '8Gi' or '20G'")
     return value
 
@@ -87,9 +89,7 @@ DNSName = Annotated[
     str, StringConstraints(pattern=DNS_SUBDOMAIN_PATTERN, min_length=1, max_length=253)
 ]
 ResourceName = Annotated[str, StringConstraints(pattern=RESOURCE_NAME_PATTERN, max_length=253)]
-EnvName = Annotated[
-    str, StringConstraints(pattern=ENV_NAME_PATTERN, min_length=1, max_length=256)
-]
+EnvName = Annotated[str, StringConstraints(pattern=ENV_NAME_PATTERN, min_length=1, max_length=256)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}

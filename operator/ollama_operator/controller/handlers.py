@@ -1,0 +1,256 @@
+"""kopf registration, and nothing else: watches in, one reconcile call out.
+
+Every handler here is one line of glue. Watches on the OllamaServers and on
+the children (selected by the ``managed-by`` label) feed kopf *indices*, an
+in-memory cache of the live objects, so a reconcile reads nothing from the
+API server. Any event on a server or on one of its children triggers that
+server's reconcile; a resync loop reconciles every server periodically as a
+safety net.
+
+Why ``on.event`` and not ``on.create/on.update/on.resume``: kopf's change
+handlers persist their progress and a diff base in annotations (writes to the
+object), and its timers add a finalizer (which strands objects when the
+operator is uninstalled). A level-based reconcile needs none of that, so the
+operator makes no writes of its own bookkeeping at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import kopf
+
+from ..api.spec import API_GROUP, API_VERSION, PLURAL
+from . import metrics
+from .builders import BuildContext
+from .kube import Kube
+from .naming import MANAGER
+from .reconcile import ClusterView, Reconciler
+
+log = logging.getLogger(__name__)
+
+REGISTRY = kopf.OperatorRegistry()
+MANAGED = {"app.kubernetes.io/managed-by": MANAGER}
+INSTANCE = "app.kubernetes.io/instance"
+#: Seconds between full resyncs of every server (drift safety net; reads nothing).
+RESYNC_SECONDS = float(os.environ.get("OLLAMA_OPERATOR_RESYNC_SECONDS", "60"))
+
+Key = tuple[str, str]
+
+
+def plain(value: Any) -> Any:
+    """A deep plain-dict copy of a kopf body (kopf hands out live views)."""
+    if isinstance(value, Mapping):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+def _owner_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:
+    instance = labels.get(INSTANCE)
+    if namespace is None or instance is None:
+        return None
+    return (namespace, instance)
+
+
+def _trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
+    """Keep what status computation reads; pods are the largest objects cached."""
+    meta = body.get("metadata") or {}
+    status = body.get("status") or {}
+    return {
+        "metadata": {"name": meta.get("name"), "uid": meta.get("uid")},
+        "spec": {"nodeName": (body.get("spec") or {}).get("nodeName")},
+        "status": plain(
+            {
+                k: status.get(k)
+                for k in ("phase", "podIP", "conditions", "containerStatuses")
+                if k in status
+            }
+        ),
+    }
+
+
+@kopf.index(API_GROUP, API_VERSION, PLURAL, registry=REGISTRY)
+def servers_idx(
+    namespace: str | None, name: str, body: kopf.Body, **_: Any
+) -> dict[Key, Any] | None:
+    return None if namespace is None else {(namespace, name): plain(body)}
+
+
+@kopf.index("apps", "v1", "statefulsets", labels=MANAGED, registry=REGISTRY)
+def statefulsets_idx(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Key, Any] | None:
+    key = _owner_key(namespace, labels)
+    return None if key is None else {key: plain(body)}
+
+
+@kopf.index("v1", "services", labels=MANAGED, registry=REGISTRY)
+def services_idx(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Key, Any] | None:
+    key = _owner_key(namespace, labels)
+    return None if key is None else {key: plain(body)}
+
+
+@kopf.index("v1", "configmaps", labels=MANAGED, registry=REGISTRY)
+def configmaps_idx(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Key, Any] | None:
+    key = _owner_key(namespace, labels)
+    return None if key is None else {key: plain(body)}
+
+
+@kopf.index("policy", "v1", "poddisruptionbudgets", labels=MANAGED, registry=REGISTRY)
+def pdbs_idx(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Key, Any] | None:
+    key = _owner_key(namespace, labels)
+    return None if key is None else {key: plain(body)}
+
+
+@kopf.index("v1", "pods", labels=MANAGED, registry=REGISTRY)
+def pods_idx(
+    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
+) -> dict[Key, Any] | None:
+    key = _owner_key(namespace, labels)
+    return None if key is None else {key: _trim_pod(body)}
+
+
+def _values(index: kopf.Index[Key, Any], key: Key) -> list[Any]:
+    try:
+        return list(index[key])
+    except KeyError:
+        return []
+
+
+def _one(index: kopf.Index[Key, Any], key: Key, name: str | None = None) -> Any:
+    for body in _values(index, key):
+        if name is None or (body.get("metadata") or {}).get("name") == name:
+            return body
+    return None
+
+
+def view_of(key: Key, indices: Mapping[str, kopf.Index[Key, Any]]) -> ClusterView:
+    """The cached children of one server."""
+    services = {
+        str((s.get("metadata") or {}).get("name")): s for s in _values(indices["services_idx"], key)
+    }
+    return ClusterView(
+        statefulset=_one(indices["statefulsets_idx"], key, key[1]),
+        services=services,
+        configmap=_one(indices["configmaps_idx"], key),
+        pdb=_one(indices["pdbs_idx"], key),
+        pods=_values(indices["pods_idx"], key),
+    )
+
+
+def _indices(kwargs: Mapping[str, Any]) -> dict[str, kopf.Index[Key, Any]]:
+    names = ("servers_idx", "statefulsets_idx", "services_idx", "configmaps_idx", "pdbs_idx")
+    return {n: kwargs[n] for n in (*names, "pods_idx")}
+
+
+async def _reconcile_key(
+    memo: kopf.Memo, key: Key, indices: dict[str, kopf.Index[Key, Any]]
+) -> None:
+    body = _one(indices["servers_idx"], key)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return
+    reconciler: Reconciler = memo["reconciler"]
+    await reconciler.reconcile(body, view_of(key, indices))
+
+
+@kopf.on.startup(registry=REGISTRY)
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
+    """Quiet kopf's own writes, connect, and start the resync loop."""
+    settings.posting.level = logging.WARNING  # our Events are posted by reconcile
+    settings.scanning.disabled = True  # no cluster-wide CRD/namespace listing: less RBAC
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    settings.batching.worker_limit = 64
+    image = os.environ.get("OLLAMA_OPERATOR_IMAGE") or BuildContext().operator_image
+    memo["reconciler"] = Reconciler(await Kube.connect(), BuildContext(operator_image=image))
+    memo["resync"] = asyncio.create_task(_resync_forever(memo, _indices(kwargs)))
+
+
+@kopf.on.cleanup(registry=REGISTRY)
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    task = memo.get("resync")
+    if isinstance(task, asyncio.Task):
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    reconciler = memo.get("reconciler")
+    if isinstance(reconciler, Reconciler):
+        await reconciler.kube.close()
+
+
+async def _resync_forever(memo: kopf.Memo, indices: dict[str, kopf.Index[Key, Any]]) -> None:
+    while True:
+        await asyncio.sleep(RESYNC_SECONDS)
+        keys: Iterable[Key] = list(indices["servers_idx"])
+        metrics.SERVERS.set(len(indices["servers_idx"]))
+        for key in keys:
+            try:
+                await _reconcile_key(memo, key, indices)
+            except Exception:  # a resync must never die
+                log.exception("resync of %s/%s failed", *key)
+
+
+@kopf.on.event(API_GROUP, API_VERSION, PLURAL, registry=REGISTRY)
+async def server_event(
+    type: str, namespace: str | None, name: str, memo: Any, **kwargs: Any
+) -> None:
+    """Any change to a server (spec, or our own status write) → reconcile it."""
+    if namespace is None:
+        return
+    if type == "DELETED":
+        memo["reconciler"].forget(namespace, name)
+        return
+    await _reconcile_key(memo, (namespace, name), _indices(kwargs))
+
+
+async def _child_event(
+    namespace: str | None, labels: kopf.Labels, memo: Any, kwargs: Mapping[str, Any]
+) -> None:
+    key = _owner_key(namespace, labels)
+    if key is not None:
+        await _reconcile_key(memo, key, _indices(kwargs))
+
+
+@kopf.on.event("apps", "v1", "statefulsets", labels=MANAGED, registry=REGISTRY)
+async def statefulset_event(
+    namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any
+) -> None:
+    await _child_event(namespace, labels, memo, kwargs)
+
+
+@kopf.on.event("v1", "services", labels=MANAGED, registry=REGISTRY)
+async def service_event(
+    namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any
+) -> None:
+    await _child_event(namespace, labels, memo, kwargs)
+
+
+@kopf.on.event("v1", "configmaps", labels=MANAGED, registry=REGISTRY)
+async def configmap_event(
+    namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any
+) -> None:
+    await _child_event(namespace, labels, memo, kwargs)
+
+
+@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED, registry=REGISTRY)
+async def pdb_event(namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
+    await _child_event(namespace, labels, memo, kwargs)
+
+
+@kopf.on.event("v1", "pods", labels=MANAGED, registry=REGISTRY)
+async def pod_event(namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
+    """Pods drive Scheduled/Degraded: a pending GPU pod shows up within seconds."""
+    await _child_event(namespace, labels, memo, kwargs)

@@ -1,0 +1,232 @@
+"""One level-based reconcile of an OllamaServer (I/O around pure functions).
+
+Given the object and what the watch caches hold about its children, it
+(1) makes sure the internal token Secret exists, created once and never
+rotated here; (2) builds every child with :mod:`.builders` and server-side
+applies only those whose managed fields differ from the live object
+(:mod:`.diff`), so drift is repaired and a steady cluster causes no writes;
+(3) deletes children that should no longer exist (the PDB below 2 replicas);
+(4) computes the status (:mod:`.status`) and patches it only when it changed.
+It does not care what triggered it, so any event, a restart or the periodic
+resync converge to the same result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from pydantic import ValidationError
+
+from ..api.spec import API_GROUP, API_VERSION, KIND, OllamaServerSpec
+from ..api.validation import describe
+from . import metrics
+from .builders import BuildContext, build_children, build_internal_secret
+from .diff import needs_apply
+from .kube import ApiError, Kube
+from .naming import Owner
+from .status import Observed, compute_status, status_changed
+
+log = logging.getLogger(__name__)
+
+#: How long a verified internal Secret is trusted before it is looked up again.
+SECRET_RECHECK_SECONDS = 600.0
+
+
+def now_rfc3339() -> str:
+    """Current time as metav1.Time (second precision, UTC)."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterView:
+    """The live children of one OllamaServer, as the watch caches hold them."""
+
+    statefulset: Mapping[str, Any] | None = None
+    services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    configmap: Mapping[str, Any] | None = None
+    pdb: Mapping[str, Any] | None = None
+    pods: Sequence[Mapping[str, Any]] = ()
+
+    def live(self, kind: str, name: str) -> Mapping[str, Any] | None:
+        """The live child of that kind and name, if cached."""
+        if kind == "StatefulSet":
+            return self.statefulset
+        if kind == "ConfigMap":
+            return self.configmap
+        if kind == "PodDisruptionBudget":
+            return self.pdb
+        if kind == "Service":
+            return self.services.get(name)
+        return None
+
+
+def owner_of(body: Mapping[str, Any]) -> Owner:
+    meta = body.get("metadata") or {}
+    return Owner(
+        name=str(meta["name"]),
+        namespace=str(meta["namespace"]),
+        uid=str(meta.get("uid", "")),
+        generation=int(meta.get("generation") or 0),
+    )
+
+
+def involved(owner: Owner) -> dict[str, Any]:
+    """An ObjectReference to the OllamaServer, for Events."""
+    return {
+        "apiVersion": f"{API_GROUP}/{API_VERSION}",
+        "kind": KIND,
+        "name": owner.name,
+        "namespace": owner.namespace,
+        "uid": owner.uid,
+    }
+
+
+class Reconciler:
+    """Holds what outlives one reconcile: the client, locks, which Secrets are known."""
+
+    def __init__(self, kube: Kube, ctx: BuildContext | None = None) -> None:
+        self.kube = kube
+        self.ctx = ctx or BuildContext()
+        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
+        self._waiting: set[tuple[str, str]] = set()
+        self._secret_seen: dict[tuple[str, str, str], float] = {}
+        self._last_error: dict[tuple[str, str], str] = {}
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Drop per-object state once the OllamaServer is gone."""
+        self._locks.pop((namespace, name), None)
+        self._last_error.pop((namespace, name), None)
+        for key in [k for k in self._secret_seen if k[:2] == (namespace, name)]:
+            del self._secret_seen[key]
+
+    async def reconcile(self, body: Mapping[str, Any], view: ClusterView) -> None:
+        """Serialised per object; a reconcile that would only queue behind another is dropped,
+        because the one already waiting will read the newest cached state anyway."""
+        owner = owner_of(body)
+        key = (owner.namespace, owner.name)
+        if key in self._waiting:
+            return
+        lock = self._locks.setdefault(key, asyncio.Lock())
+        self._waiting.add(key)
+        try:
+            async with lock:
+                self._waiting.discard(key)
+                started = time.perf_counter()
+                try:
+                    await self._reconcile(owner, body, view)
+                    metrics.RECONCILES.labels("ok").inc()
+                except ApiError as exc:
+                    metrics.RECONCILES.labels("error").inc()
+                    log.warning("reconcile of %s/%s failed: %s", *key, exc)
+                finally:
+                    metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
+        finally:
+            self._waiting.discard(key)
+
+    async def _reconcile(self, owner: Owner, body: Mapping[str, Any], view: ClusterView) -> None:
+        old_status = body.get("status") or {}
+        try:
+            spec = OllamaServerSpec.model_validate(body.get("spec") or {})
+        except ValidationError as exc:
+            # The CRD schema refuses nearly everything first; whatever slips through
+            # (e.g. an object stored before a schema change) is reported, never crashes.
+            await self._write_invalid(owner, old_status, exc)
+            return
+        await self._ensure_secret(owner)
+        apply_error = await self._apply_children(owner, spec, view)
+        status = compute_status(
+            owner,
+            spec,
+            Observed(view.statefulset, view.pods, apply_error),
+            old_status,
+            now=now_rfc3339(),
+        )
+        if status_changed(status, old_status):
+            await self.kube.patch_status(owner.namespace, owner.name, status)
+            metrics.STATUS_WRITES.inc()
+
+    async def _ensure_secret(self, owner: Owner) -> None:
+        key = (owner.namespace, owner.name, owner.uid)
+        seen = self._secret_seen.get(key)
+        if seen is not None and time.monotonic() - seen < SECRET_RECHECK_SECONDS:
+            return
+        existing = await self.kube.get("v1", "Secret", owner.namespace, owner.internal_secret)
+        if existing is None:
+            manifest = build_internal_secret(owner, secrets.token_urlsafe(32))
+            try:
+                await self.kube.create(manifest)
+                metrics.APPLIES.labels("Secret").inc()
+            except ApiError as exc:
+                if exc.status != 409:  # created meanwhile: fine
+                    raise
+        self._secret_seen[key] = time.monotonic()
+
+    async def _apply_children(
+        self, owner: Owner, spec: OllamaServerSpec, view: ClusterView
+    ) -> str | None:
+        errors: list[str] = []
+        for child in build_children(owner, spec, self.ctx):
+            kind, name = child["kind"], child["metadata"]["name"]
+            live = view.live(kind, name)
+            if not needs_apply(child, dict(live) if live is not None else None):
+                continue
+            try:
+                await self.kube.apply(child)
+                metrics.APPLIES.labels(kind).inc()
+                log.info("applied %s %s/%s", kind, owner.namespace, name)
+            except ApiError as exc:
+                errors.append(f"applying {kind} {name}: {exc.message}")
+        if spec.replicas <= 1 and view.pdb is not None:
+            await self.kube.delete("policy/v1", "PodDisruptionBudget", owner.namespace, owner.pdb)
+            metrics.DELETES.labels("PodDisruptionBudget").inc()
+        message = "; ".join(errors) or None
+        await self._report_error(owner, message)
+        return message
+
+    async def _report_error(self, owner: Owner, message: str | None) -> None:
+        """One Warning Event per distinct error, not one per reconcile."""
+        key = (owner.namespace, owner.name)
+        if message is None:
+            self._last_error.pop(key, None)
+            return
+        if self._last_error.get(key) == message:
+            return
+        self._last_error[key] = message
+        await self.kube.event(
+            involved(owner), type_="Warning", reason="ApplyFailed", message=message
+        )
+
+    async def _write_invalid(
+        self, owner: Owner, old_status: Mapping[str, Any], exc: ValidationError
+    ) -> None:
+        message = "; ".join(describe(exc))[:2048]
+        now = now_rfc3339()
+        old = {c.get("type"): c for c in old_status.get("conditions") or []}
+        conditions = []
+        for type_, state in (("Ready", "False"), ("Degraded", "True")):
+            prior = old.get(type_) or {}
+            stamp = prior.get("lastTransitionTime", now) if prior.get("status") == state else now
+            conditions.append(
+                {
+                    "type": type_,
+                    "status": state,
+                    "reason": "InvalidSpec",
+                    "message": message,
+                    "lastTransitionTime": stamp,
+                    "observedGeneration": owner.generation,
+                }
+            )
+        status: dict[str, Any] = {
+            "observedGeneration": owner.generation,
+            "conditions": conditions,
+        }
+        if status_changed(status, old_status):
+            await self.kube.patch_status(owner.namespace, owner.name, status)
+            metrics.STATUS_WRITES.inc()

@@ -1,0 +1,270 @@
+"""From what the cluster holds to ``OllamaServer.status`` (pure).
+
+Conditions follow the Kubernetes API conventions: every type is present from
+the first reconcile (Unknown when nothing is known yet), ``lastTransitionTime``
+moves only when ``status`` flips, and ``Ready`` carries the reason of the first
+failing sub-condition so ``kubectl get`` names the actual problem. Because the
+result is a pure function of its inputs, an unchanged cluster yields an
+identical status and the reconcile writes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..api.spec import OllamaServerSpec
+from .builders import gpu_resource
+from .naming import Owner, selector_string
+
+#: Container waiting reasons that will not fix themselves: the server is Degraded.
+BAD_WAITING_REASONS = frozenset(
+    {
+        "CrashLoopBackOff",
+        "ErrImagePull",
+        "ImagePullBackOff",
+        "InvalidImageName",
+        "CreateContainerConfigError",
+        "CreateContainerError",
+        "RunContainerError",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Observed:
+    """What the reconcile saw: the StatefulSet and the pods (live objects as dicts)."""
+
+    statefulset: Mapping[str, Any] | None
+    pods: Sequence[Mapping[str, Any]]
+    #: Set when applying the children failed this time (message for Degraded).
+    apply_error: str | None = None
+
+
+def _cond(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
+    return {"type": type_, "status": status, "reason": reason, "message": message}
+
+
+def _pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
+    for cond in pod.get("status", {}).get("conditions", []) or []:
+        if cond.get("type") == type_:
+            return dict(cond)
+    return None
+
+
+def scheduled_condition(
+    spec: OllamaServerSpec, pods: Sequence[Mapping[str, Any]]
+) -> dict[str, str]:
+    """False with the scheduler's own message as soon as any pod cannot be placed."""
+    for pod in pods:
+        cond = _pod_condition(pod, "PodScheduled")
+        if cond is not None and cond.get("status") == "False":
+            name = pod.get("metadata", {}).get("name", "?")
+            return _cond(
+                "Scheduled",
+                "False",
+                str(cond.get("reason") or "Unschedulable"),
+                f"pod {name}: {cond.get('message', '')}".strip(),
+            )
+    if spec.replicas == 0:
+        return _cond("Scheduled", "True", "NoReplicas", "spec.replicas is 0")
+    if not pods:
+        return _cond("Scheduled", "Unknown", "NoPods", "no pods exist yet")
+    return _cond("Scheduled", "True", "AllPodsScheduled", f"{len(pods)} pod(s) placed on nodes")
+
+
+def degraded_condition(
+    pods: Iterable[Mapping[str, Any]], apply_error: str | None
+) -> dict[str, str]:
+    """True when something will not heal by waiting: an apply error, a crash loop, a bad image."""
+    if apply_error:
+        return _cond("Degraded", "True", "ApplyFailed", apply_error)
+    for pod in pods:
+        name = pod.get("metadata", {}).get("name", "?")
+        for cs in pod.get("status", {}).get("containerStatuses", []) or []:
+            waiting = (cs.get("state") or {}).get("waiting") or {}
+            reason = waiting.get("reason")
+            if reason in BAD_WAITING_REASONS:
+                message = waiting.get("message") or reason
+                return _cond(
+                    "Degraded",
+                    "True",
+                    str(reason),
+                    f"pod {name} container {cs.get('name')}: {message}",
+                )
+    return _cond("Degraded", "False", "AsExpected", "")
+
+
+def _sts_numbers(sts: Mapping[str, Any] | None) -> tuple[int, int, int]:
+    status = (sts or {}).get("status") or {}
+    return (
+        int(status.get("readyReplicas") or 0),
+        int(status.get("updatedReplicas") or 0),
+        int(status.get("availableReplicas") or status.get("readyReplicas") or 0),
+    )
+
+
+def available_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None) -> dict[str, str]:
+    """True while at least one replica serves."""
+    if sts is None:
+        return _cond(
+            "Available", "False", "StatefulSetMissing", "the StatefulSet does not exist yet"
+        )
+    _, _, available = _sts_numbers(sts)
+    if spec.replicas == 0:
+        return _cond("Available", "False", "ScaledToZero", "spec.replicas is 0")
+    if available > 0:
+        return _cond(
+            "Available", "True", "MinimumReplicasAvailable", f"{available}/{spec.replicas} ready"
+        )
+    return _cond("Available", "False", "NoReplicasReady", f"0/{spec.replicas} replicas ready")
+
+
+def progressing_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None) -> dict[str, str]:
+    """True while the StatefulSet is rolling out or scaling; False once it has converged."""
+    if sts is None:
+        return _cond("Progressing", "True", "Creating", "creating the StatefulSet")
+    status = sts.get("status") or {}
+    generation = (sts.get("metadata") or {}).get("generation", 0)
+    ready, updated, _ = _sts_numbers(sts)
+    if int(status.get("observedGeneration") or 0) < int(generation or 0):
+        return _cond(
+            "Progressing",
+            "True",
+            "Updating",
+            "the StatefulSet controller has not seen the change yet",
+        )
+    current, update = status.get("currentRevision"), status.get("updateRevision")
+    if current and update and current != update:
+        return _cond(
+            "Progressing", "True", "RollingUpdate", f"{updated}/{spec.replicas} replicas updated"
+        )
+    if ready != spec.replicas or int(status.get("replicas") or 0) != spec.replicas:
+        return _cond(
+            "Progressing", "True", "PodsStarting", f"{ready}/{spec.replicas} replicas ready"
+        )
+    return _cond("Progressing", "False", "Converged", "all replicas are updated and ready")
+
+
+def models_condition(
+    spec: OllamaServerSpec, sts: Mapping[str, Any] | None
+) -> tuple[dict[str, str], int]:
+    """ModelsReady, from pod readiness: a pod is Ready only when its sidecar's /readyz says
+    every required model is present. Returns the condition and the count of ready models."""
+    required = [m for m in spec.models if m.required]
+    ready, _, _ = _sts_numbers(sts)
+    if not spec.models:
+        return _cond("ModelsReady", "True", "NoModelsDeclared", "spec.models is empty"), 0
+    if ready > 0:
+        return (
+            _cond(
+                "ModelsReady",
+                "True",
+                "RequiredModelsPresent",
+                f"{len(required)} required model(s) present on {ready} ready replica(s)",
+            ),
+            len(spec.models),
+        )
+    return (
+        _cond("ModelsReady", "False", "ModelsNotReady", "no replica reports its models ready yet"),
+        0,
+    )
+
+
+def ready_condition(
+    spec: OllamaServerSpec, conds: Mapping[str, Mapping[str, str]], ready_replicas: int
+) -> dict[str, str]:
+    """Ready: every desired replica ready with its models; else the first failing reason."""
+    checks = [
+        ("Scheduled", "False"),
+        ("Degraded", "True"),
+        ("Available", "False"),
+        ("ModelsReady", "False"),
+        ("Scheduled", "Unknown"),
+        ("ModelsReady", "Unknown"),
+    ]
+    for type_, bad in checks:
+        cond = conds[type_]
+        if cond["status"] == bad:
+            return _cond("Ready", "False", cond["reason"], cond["message"])
+    if ready_replicas < spec.replicas:
+        cond = conds["Progressing"]
+        return _cond("Ready", "False", cond["reason"], cond["message"])
+    return _cond(
+        "Ready", "True", "AllReplicasReady", f"{ready_replicas}/{spec.replicas} replicas ready"
+    )
+
+
+def merge_conditions(
+    new: Sequence[Mapping[str, str]],
+    old: Sequence[Mapping[str, Any]],
+    *,
+    now: str,
+    generation: int,
+) -> list[dict[str, Any]]:
+    """Stamp ``lastTransitionTime`` (kept unless status flipped) and ``observedGeneration``."""
+    previous = {c.get("type"): c for c in old}
+    merged: list[dict[str, Any]] = []
+    for cond in new:
+        prior = previous.get(cond["type"])
+        changed = prior is None or prior.get("status") != cond["status"]
+        stamp = now if changed or prior is None else prior.get("lastTransitionTime", now)
+        merged.append({**cond, "lastTransitionTime": stamp, "observedGeneration": generation})
+    return merged
+
+
+def gpu_summary(spec: OllamaServerSpec) -> str:
+    """``2x nvidia`` per replica; the extended resource when overridden; ``-`` for none."""
+    if spec.gpu is None:
+        return "-"
+    if spec.gpu.resource_name:
+        return f"{spec.gpu.count}x {gpu_resource(spec)}"
+    return f"{spec.gpu.count}x {spec.gpu.vendor}"
+
+
+def compute_status(
+    owner: Owner,
+    spec: OllamaServerSpec,
+    observed: Observed,
+    old_status: Mapping[str, Any],
+    *,
+    now: str,
+) -> dict[str, Any]:
+    """The whole ``status`` the OllamaServer should have, as plain JSON data."""
+    sts = observed.statefulset
+    ready_replicas, _, _ = _sts_numbers(sts)
+    models_cond, models_ready = models_condition(spec, sts)
+    conds = {
+        "Scheduled": scheduled_condition(spec, observed.pods),
+        "Available": available_condition(spec, sts),
+        "ModelsReady": models_cond,
+        "Progressing": progressing_condition(spec, sts),
+        "Degraded": degraded_condition(observed.pods, observed.apply_error),
+    }
+    ordered = [ready_condition(spec, conds, ready_replicas), *conds.values()]
+    conditions = merge_conditions(
+        ordered, old_status.get("conditions") or [], now=now, generation=owner.generation
+    )
+    replicas = int(((sts or {}).get("status") or {}).get("replicas") or 0)
+    status: dict[str, Any] = {
+        "observedGeneration": owner.generation,
+        "conditions": conditions,
+        "replicas": replicas,
+        "readyReplicas": ready_replicas,
+        "selector": selector_string(owner),
+        "endpoint": f"{owner.endpoint}:{spec.service.port}",
+        "summary": {
+            "replicas": f"{ready_replicas}/{spec.replicas}",
+            "models": f"{models_ready}/{len(spec.models)}",
+            "gpu": gpu_summary(spec),
+        },
+    }
+    if "models" in old_status:
+        status["models"] = old_status["models"]
+    return status
+
+
+def status_changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:
+    """Whether writing ``new`` would change anything the controller owns in ``old``."""
+    return any(old.get(key) != value for key, value in new.items())

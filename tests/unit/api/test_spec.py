@@ -1,0 +1,111 @@
+"""The OllamaServer spec: defaults, and invalid input refused with the field named.
+
+Each invalid spec is checked twice: by the pydantic models (what the
+controller and sidecar run) and by the generated CRD's OpenAPI schema (what
+the API server runs before anything else). CEL rules cannot run here; they
+are mirrored by pydantic validators and exercised against a real API server
+in the integration tests.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jsonschema
+import pytest
+from pydantic import ValidationError
+
+from ollama_operator.api import OllamaServerSpec
+from ollama_operator.api.crd import build_crd
+from ollama_operator.api.validation import describe, field_path
+
+
+def crd_spec_schema() -> dict[str, Any]:
+    root = build_crd()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    schema: dict[str, Any] = root["properties"]["spec"]
+    return schema
+
+
+def test_defaults_are_safe_and_complete() -> None:
+    spec = OllamaServerSpec.model_validate({})
+    assert spec.replicas == 1
+    assert spec.models == []
+    assert spec.gpu is None
+    assert spec.storage.mode == "PerReplica"
+    assert spec.storage.size == "20Gi"
+    assert spec.storage.retain_on_delete is False
+    assert spec.gateway.auth.api_keys_secret_ref is None
+    assert spec.gateway.max_body_bytes == 10 * 1024 * 1024
+    assert spec.service.port == 11434
+
+
+def test_camel_case_on_the_wire() -> None:
+    spec = OllamaServerSpec.model_validate(
+        {"models": [{"name": "llama3.2:1b", "keepAlive": "5m", "pullPolicy": "Always"}]}
+    )
+    dumped = spec.model_dump(by_alias=True, exclude_none=True)
+    assert dumped["models"][0]["keepAlive"] == "5m"
+    assert dumped["models"][0]["pullPolicy"] == "Always"
+    assert "keep_alive" not in dumped["models"][0]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["llama3.2", "llama3.2:1b", "registry.local/ns/model:tag", "localhost:5000/m:v1", "a/b"],
+)
+def test_model_names_accepted(name: str) -> None:
+    OllamaServerSpec.model_validate({"models": [{"name": name}]})
+
+
+# (spec, field the error must name, also refused by the OpenAPI schema?)
+INVALID: list[tuple[dict[str, Any], str, bool]] = [
+    ({"replicas": -1}, "replicas", True),
+    ({"replicas": "two"}, "replicas", True),
+    ({"models": [{"name": "Bad Name!"}]}, "models[0].name", True),
+    ({"models": [{"name": ""}]}, "models[0].name", True),
+    ({"models": [{"name": "m", "pullPolicy": "Sometimes"}]}, "models[0].pullPolicy", True),
+    ({"models": [{"name": "m", "keepAlive": "forever"}]}, "models[0].keepAlive", True),
+    ({"models": [{"name": "a"}, {"name": "a"}]}, "models[].name", False),
+    ({"models": [{"name": "m", "create": {"from": "m"}}]}, "create.from", False),
+    ({"gpu": {"count": 0}}, "gpu.count", True),
+    ({"gpu": {"vendor": "intel"}}, "gpu.vendor", True),
+    ({"gpu": {"resourceName": "not a resource"}}, "gpu.resourceName", True),
+    ({"resources": {"limits": {"memory": "lots"}}}, "resources.limits.memory", True),
+    ({"resources": {"requests": {"cpu": "-1"}}}, "resources.requests.cpu", True),
+    ({"storage": {"mode": "Shared"}}, "storage.existingClaim", False),
+    ({"storage": {"existingClaim": "c"}}, "storage.existingClaim", False),
+    ({"storage": {"mode": "Cloud"}}, "storage.mode", True),
+    ({"storage": {"size": "10 gigs"}}, "storage.size", True),
+    ({"ollama": {"env": [{"name": "OLLAMA_HOST", "value": "0.0.0.0"}]}}, "OLLAMA_HOST", False),
+    ({"ollama": {"numParallel": 0}}, "ollama.numParallel", True),
+    ({"gateway": {"maxConcurrent": 0}}, "gateway.maxConcurrent", True),
+    ({"gateway": {"timeouts": {"connect": "5 seconds"}}}, "gateway.timeouts.connect", True),
+    ({"gateway": {"rateLimit": {"requestsPerMinute": 0}}}, "gateway.rateLimit", True),
+    ({"service": {"port": 70000}}, "service.port", True),
+    ({"service": {"type": "ExternalName"}}, "service.type", True),
+    ({"podLabels": {"app.kubernetes.io/instance": "x"}}, "podLabels", False),
+    ({"replica": 2}, "replica", False),
+]
+
+
+@pytest.mark.parametrize(("spec", "field"), [(s, f) for s, f, _ in INVALID])
+def test_invalid_spec_refused_naming_the_field(spec: dict[str, Any], field: str) -> None:
+    with pytest.raises(ValidationError) as info:
+        OllamaServerSpec.model_validate(spec)
+    text = " ".join(describe(info.value))
+    assert field in text, text
+
+
+@pytest.mark.parametrize("spec", [s for s, _, schema in INVALID if schema])
+def test_invalid_spec_refused_by_crd_schema(spec: dict[str, Any]) -> None:
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(spec, crd_spec_schema())
+
+
+def test_at_least_fifteen_invalid_cases() -> None:
+    assert len(INVALID) >= 15
+
+
+def test_field_path_renders_yaml_locations() -> None:
+    assert field_path(("models", 1, "name"), "spec") == "spec.models[1].name"
+    assert field_path((), "") == "(root)"

@@ -1,0 +1,287 @@
+"""The pure builders across the matrix of specs users write."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from ollama_operator.api import SidecarConfig
+from ollama_operator.controller.builders import (
+    BuildContext,
+    build_children,
+    build_configmap,
+    build_internal_secret,
+    build_pdb,
+    build_service,
+    build_statefulset,
+)
+from ollama_operator.controller.naming import Owner
+
+from .conftest import make_spec
+
+
+def containers(sts: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {c["name"]: c for c in sts["spec"]["template"]["spec"]["containers"]}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e.get("value", "") for e in container["env"]}
+
+
+def test_no_gpu_by_default(owner: Owner, ctx: BuildContext) -> None:
+    sts = build_statefulset(owner, make_spec(), ctx)
+    ollama = containers(sts)["ollama"]
+    assert ollama["image"] == "ollama/ollama:0.11.4"
+    assert "limits" not in ollama["resources"]
+    assert "tolerations" not in sts["spec"]["template"]["spec"]
+
+
+def test_nvidia_gpu_limit_and_toleration(owner: Owner, ctx: BuildContext) -> None:
+    sts = build_statefulset(owner, make_spec(gpu={"count": 2}), ctx)
+    ollama = containers(sts)["ollama"]
+    assert ollama["resources"]["limits"] == {"nvidia.com/gpu": 2}
+    tolerations = sts["spec"]["template"]["spec"]["tolerations"]
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in tolerations
+    assert ollama["image"] == "ollama/ollama:0.11.4"
+
+
+def test_amd_gpu_uses_rocm_image(owner: Owner, ctx: BuildContext) -> None:
+    sts = build_statefulset(owner, make_spec(gpu={"count": 1, "vendor": "amd"}), ctx)
+    ollama = containers(sts)["ollama"]
+    assert ollama["resources"]["limits"] == {"amd.com/gpu": 1}
+    assert ollama["image"] == "ollama/ollama:0.11.4-rocm"
+    assert "tolerations" not in sts["spec"]["template"]["spec"]
+
+
+def test_explicit_image_wins_over_rocm(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(image="my/ollama:1", gpu={"vendor": "amd"})
+    assert containers(build_statefulset(owner, spec, ctx))["ollama"]["image"] == "my/ollama:1"
+
+
+def test_mig_resource_name(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(gpu={"count": 1, "resourceName": "nvidia.com/mig-1g.10gb"})
+    ollama = containers(build_statefulset(owner, spec, ctx))["ollama"]
+    assert ollama["resources"]["limits"] == {"nvidia.com/mig-1g.10gb": 1}
+
+
+def test_memory_requests_and_limits_with_gpu(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(
+        resources={"requests": {"memory": "8Gi", "cpu": "2"}, "limits": {"memory": "16Gi"}},
+        gpu={"count": 1},
+    )
+    resources = containers(build_statefulset(owner, spec, ctx))["ollama"]["resources"]
+    assert resources == {
+        "requests": {"memory": "8Gi", "cpu": "2"},
+        "limits": {"memory": "16Gi", "nvidia.com/gpu": 1},
+    }
+
+
+def test_per_replica_storage(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(storage={"size": "50Gi", "storageClassName": "fast", "retainOnDelete": True})
+    sts = build_statefulset(owner, spec, ctx)
+    (claim,) = sts["spec"]["volumeClaimTemplates"]
+    assert claim["metadata"]["name"] == "data"
+    assert claim["spec"]["resources"]["requests"]["storage"] == "50Gi"
+    assert claim["spec"]["storageClassName"] == "fast"
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Retain"
+    volumes = {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "data" not in volumes
+
+
+def test_per_replica_claims_deleted_by_default(owner: Owner, ctx: BuildContext) -> None:
+    sts = build_statefulset(owner, make_spec(), ctx)
+    assert sts["spec"]["persistentVolumeClaimRetentionPolicy"]["whenDeleted"] == "Delete"
+
+
+def test_shared_storage_mounts_existing_claim(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(storage={"mode": "Shared", "existingClaim": "models"})
+    sts = build_statefulset(owner, spec, ctx)
+    assert "volumeClaimTemplates" not in sts["spec"]
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["data"] == {"name": "data", "persistentVolumeClaim": {"claimName": "models"}}
+
+
+def test_ephemeral_storage_is_bounded_empty_dir(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(storage={"mode": "Ephemeral", "size": "30Gi"})
+    volumes = {
+        v["name"]: v
+        for v in build_statefulset(owner, spec, ctx)["spec"]["template"]["spec"]["volumes"]
+    }
+    assert volumes["data"]["emptyDir"] == {"sizeLimit": "30Gi"}
+
+
+def test_scheduling_passthrough(owner: Owner, ctx: BuildContext) -> None:
+    affinity = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}
+                ]
+            }
+        }
+    }
+    spec = make_spec(
+        nodeSelector={"pool": "gpu"},
+        tolerations=[
+            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+        ],
+        affinity=affinity,
+        runtimeClassName="nvidia",
+        priorityClassName="high",
+        imagePullSecrets=[{"name": "regcred"}],
+        podLabels={"team": "ml"},
+        podAnnotations={"note": "x"},
+    )
+    template = build_statefulset(owner, spec, ctx)["spec"]["template"]
+    pod = template["spec"]
+    assert pod["nodeSelector"] == {"pool": "gpu"}
+    assert pod["tolerations"] == [
+        {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
+    ]
+    assert pod["affinity"] == affinity
+    assert pod["runtimeClassName"] == "nvidia"
+    assert pod["priorityClassName"] == "high"
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    assert template["metadata"]["labels"]["team"] == "ml"
+    assert template["metadata"]["annotations"] == {"note": "x"}
+
+
+def test_ollama_env_from_typed_knobs_and_passthrough(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(
+        ollama={
+            "keepAlive": "10m",
+            "numParallel": 4,
+            "maxLoadedModels": 2,
+            "maxQueue": 100,
+            "contextLength": 8192,
+            "flashAttention": True,
+            "debug": True,
+            "env": [{"name": "HTTPS_PROXY", "value": "http://proxy:3128"}],
+            "envFrom": [{"secretRef": {"name": "extra"}}],
+        }
+    )
+    ollama = containers(build_statefulset(owner, spec, ctx))["ollama"]
+    env = env_of(ollama)
+    assert env["OLLAMA_HOST"] == "127.0.0.1:11434"
+    assert env["OLLAMA_KEEP_ALIVE"] == "10m"
+    assert env["OLLAMA_NUM_PARALLEL"] == "4"
+    assert env["OLLAMA_MAX_LOADED_MODELS"] == "2"
+    assert env["OLLAMA_MAX_QUEUE"] == "100"
+    assert env["OLLAMA_CONTEXT_LENGTH"] == "8192"
+    assert env["OLLAMA_FLASH_ATTENTION"] == "1"
+    assert env["OLLAMA_DEBUG"] == "1"
+    assert env["HTTPS_PROXY"] == "http://proxy:3128"
+    assert ollama["envFrom"] == [{"secretRef": {"name": "extra"}}]
+
+
+def test_unset_knobs_are_not_rendered(owner: Owner, ctx: BuildContext) -> None:
+    env = env_of(containers(build_statefulset(owner, make_spec(), ctx))["ollama"])
+    assert set(env) == {"OLLAMA_HOST", "OLLAMA_MODELS", "HOME"}
+
+
+def test_ollama_is_loopback_only_and_sidecar_exposed(owner: Owner, ctx: BuildContext) -> None:
+    c = containers(build_statefulset(owner, make_spec(), ctx))
+    assert "ports" not in c["ollama"]
+    assert [p["containerPort"] for p in c["sidecar"]["ports"]] == [8080, 9090]
+    assert c["sidecar"]["image"] == "registry.example/ollama-operator:test"
+    assert c["sidecar"]["args"][:1] == ["sidecar"]
+    assert c["sidecar"]["startupProbe"]["httpGet"] == {"path": "/healthz", "port": "admin"}
+    assert c["sidecar"]["startupProbe"]["failureThreshold"] * 5 >= 600
+    assert c["sidecar"]["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def test_restricted_pod_security(owner: Owner, ctx: BuildContext) -> None:
+    sts = build_statefulset(owner, make_spec(gpu={"count": 1}), ctx)
+    pod = sts["spec"]["template"]["spec"]
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    for container in pod["containers"]:
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"] == {"drop": ["ALL"]}
+        assert sc["readOnlyRootFilesystem"] is True
+        assert sc["runAsNonRoot"] is True
+
+
+def test_statefulset_shape(owner: Owner, ctx: BuildContext) -> None:
+    sts = build_statefulset(owner, make_spec(replicas=3), ctx)
+    assert sts["spec"]["replicas"] == 3
+    assert sts["spec"]["podManagementPolicy"] == "Parallel"
+    assert sts["spec"]["serviceName"] == "demo-headless"
+    selector = sts["spec"]["selector"]["matchLabels"]
+    assert selector == {"app.kubernetes.io/name": "ollama", "app.kubernetes.io/instance": "demo"}
+    labels = sts["spec"]["template"]["metadata"]["labels"]
+    assert selector.items() <= labels.items()
+    assert labels["app.kubernetes.io/managed-by"] == "ollama-operator"
+
+
+def test_owner_reference_on_every_child(owner: Owner, ctx: BuildContext) -> None:
+    for child in build_children(owner, make_spec(replicas=2), ctx):
+        (ref,) = child["metadata"]["ownerReferences"]
+        assert ref["uid"] == "0000-1111"
+        assert ref["controller"] is True
+        assert ref["kind"] == "OllamaServer"
+        assert child["metadata"]["namespace"] == "ml"
+
+
+def test_service_maps_ollama_port_to_sidecar(owner: Owner) -> None:
+    svc = build_service(owner, make_spec(service={"type": "LoadBalancer", "port": 80}))
+    assert svc["spec"]["type"] == "LoadBalancer"
+    assert svc["spec"]["ports"] == [
+        {"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}
+    ]
+
+
+def test_pdb_only_for_several_replicas(owner: Owner) -> None:
+    assert build_pdb(owner, make_spec(replicas=1)) is None
+    pdb = build_pdb(owner, make_spec(replicas=3))
+    assert pdb is not None
+    assert pdb["spec"]["maxUnavailable"] == 1
+    kinds = [c["kind"] for c in build_children(owner, make_spec(replicas=1), BuildContext())]
+    assert "PodDisruptionBudget" not in kinds
+
+
+def test_configmap_carries_models_and_gateway(owner: Owner) -> None:
+    spec = make_spec(
+        models=[{"name": "llama3.2:1b", "preload": True}],
+        gateway={"auth": {"apiKeysSecretRef": {"name": "keys"}}, "maxConcurrent": 2},
+    )
+    cm = build_configmap(owner, spec)
+    config = SidecarConfig.from_mapping(yaml.safe_load(cm["data"]["sidecar.yaml"]))
+    assert [m.name for m in config.models] == ["llama3.2:1b"]
+    assert config.models[0].preload is True
+    assert config.gateway.max_concurrent == 2
+    assert config.api_keys_file == "/etc/ollama-operator/keys/keys"
+    assert config.internal_token_file == "/etc/ollama-operator/token/token"
+
+
+def test_models_change_only_the_configmap(owner: Owner, ctx: BuildContext) -> None:
+    before = make_spec(models=[{"name": "a"}])
+    after = make_spec(models=[{"name": "a"}, {"name": "b"}])
+    assert build_statefulset(owner, before, ctx) == build_statefulset(owner, after, ctx)
+    assert build_configmap(owner, before) != build_configmap(owner, after)
+
+
+def test_api_keys_secret_mounted_with_fixed_path(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(gateway={"auth": {"apiKeysSecretRef": {"name": "k", "key": "tokens"}}})
+    pod = build_statefulset(owner, spec, ctx)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["api-keys"]["secret"] == {
+        "secretName": "k",
+        "items": [{"key": "tokens", "path": "keys"}],
+    }
+
+
+def test_internal_secret_holds_given_token(owner: Owner) -> None:
+    secret = build_internal_secret(owner, "t0k3n")
+    assert secret["data"] == {"token": "dDBrM24="}
+    assert secret["metadata"]["name"] == "demo-internal"
+
+
+@pytest.mark.parametrize("replicas", [0, 1, 5])
+def test_builders_are_deterministic(owner: Owner, ctx: BuildContext, replicas: int) -> None:
+    spec = make_spec(replicas=replicas, models=[{"name": "m"}], gpu={"count": 1})
+    assert build_children(owner, spec, ctx) == build_children(owner, spec, ctx)
