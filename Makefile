@@ -9,7 +9,7 @@ CACHE_DIR ?= $(HOME)/.cache/ollama-operator
 export CACHE_DIR
 PYTEST_ARGS ?=
 
-.PHONY: help venv test test-unit test-integration lint fmt crds crds-check run bench clean
+.PHONY: help venv test test-unit test-integration lint fmt crds crds-check run demo demo-down bench clean
 
 # tools, cluster-up, cluster-down, kind-up: the local cluster (tools/tools.mk).
 -include tools/tools.mk
@@ -32,13 +32,18 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,fast]'
 	touch $@
 
-test: venv crds-check test-unit test-integration
+# Everything in one pytest run (one summary line): unit, integration, e2e.
+test: venv crds-check
+	$(if $(KUBECONFIG),,$(MAKE) cluster-up)
+	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 test-unit: venv
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
 
+# Starts (or reuses) the local cluster; with KUBECONFIG set, uses that cluster.
 test-integration: venv
-	@echo "integration tests: see tests/integration (needs the local cluster)"
+	$(if $(KUBECONFIG),,$(MAKE) cluster-up)
+	$(BIN)/pytest tests/integration $(PYTEST_ARGS)
 
 lint: venv
 	$(BIN)/ruff check operator tests bench
@@ -49,14 +54,24 @@ fmt: venv
 	$(BIN)/ruff format operator tests bench
 	$(BIN)/ruff check --fix operator tests bench
 
+# The CRD is generated once and kept in every place that ships it.
+CRD_DIRS := crds manifests/crds
+
 crds: venv
-	$(BIN)/ollama-operator crds
+	for d in $(CRD_DIRS); do $(BIN)/ollama-operator crds --output-dir $$d || exit 1; done
 
 crds-check: venv
-	$(BIN)/ollama-operator crds --check
+	for d in $(CRD_DIRS); do $(BIN)/ollama-operator crds --check --output-dir $$d || exit 1; done
 
 run: venv
 	$(BIN)/ollama-operator run
+
+## demo: local cluster + CRDs + operator + the basic sample, then kubectl get ollama
+demo: venv cluster-up
+	VENV_BIN=$(abspath $(BIN)) tools/demo.sh up
+
+demo-down:
+	tools/demo.sh down
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache
