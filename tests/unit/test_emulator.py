@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+
 from tests.support.ollama_emulator import (
     EmulatedModel,
     OllamaEmulator,
