@@ -30,6 +30,7 @@ from . import metrics
 from .builders import BuildContext
 from .kube import Kube
 from .naming import MANAGER
+from .poller import StatusPoller
 from .reconcile import ClusterView, Reconciler
 
 log = logging.getLogger(__name__)
@@ -137,8 +138,12 @@ def _one(index: kopf.Index[Key, Any], key: Key, name: str | None = None) -> Any:
     return None
 
 
-def view_of(key: Key, indices: Mapping[str, kopf.Index[Key, Any]]) -> ClusterView:
-    """The cached children of one server."""
+def view_of(
+    key: Key,
+    indices: Mapping[str, kopf.Index[Key, Any]],
+    poller: StatusPoller | None = None,
+) -> ClusterView:
+    """The cached children of one server, and what its pods last reported."""
     services = {
         str((s.get("metadata") or {}).get("name")): s for s in _values(indices["services_idx"], key)
     }
@@ -148,7 +153,22 @@ def view_of(key: Key, indices: Mapping[str, kopf.Index[Key, Any]]) -> ClusterVie
         configmap=_one(indices["configmaps_idx"], key),
         pdb=_one(indices["pdbs_idx"], key),
         pods=_values(indices["pods_idx"], key),
+        reports=poller.reports(key) if poller is not None else {},
     )
+
+
+def poll_targets(indices: Mapping[str, kopf.Index[Key, Any]]) -> dict[Key, dict[str, str]]:
+    """Running pods with an IP, per server: whom the poller asks for /status."""
+    targets: dict[Key, dict[str, str]] = {}
+    for key in list(indices["servers_idx"]):
+        pods = {}
+        for pod in _values(indices["pods_idx"], key):
+            status = pod.get("status") or {}
+            if status.get("phase") == "Running" and status.get("podIP"):
+                pods[str(pod["metadata"]["name"])] = str(status["podIP"])
+        if pods:
+            targets[key] = pods
+    return targets
 
 
 def _indices(kwargs: Mapping[str, Any]) -> dict[str, kopf.Index[Key, Any]]:
@@ -163,7 +183,7 @@ async def _reconcile_key(
     if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
         return
     reconciler: Reconciler = memo["reconciler"]
-    await reconciler.reconcile(body, view_of(key, indices))
+    await reconciler.reconcile(body, view_of(key, indices, memo.get("poller")))
 
 
 @kopf.on.startup(registry=REGISTRY)
@@ -175,17 +195,27 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     settings.watching.client_timeout = 330
     settings.batching.worker_limit = 64
     image = os.environ.get("OLLAMA_OPERATOR_IMAGE") or BuildContext().operator_image
-    memo["reconciler"] = Reconciler(await Kube.connect(), BuildContext(operator_image=image))
-    memo["resync"] = asyncio.create_task(_resync_forever(memo, _indices(kwargs)))
+    reconciler = Reconciler(await Kube.connect(), BuildContext(operator_image=image))
+    memo["reconciler"] = reconciler
+    indices = _indices(kwargs)
+
+    async def on_report(key: Key) -> None:
+        await _reconcile_key(memo, key, indices)
+
+    poller = StatusPoller(on_report, reconciler.token_for)
+    memo["poller"] = poller
+    memo["resync"] = asyncio.create_task(_resync_forever(memo, indices))
+    memo["poll"] = asyncio.create_task(poller.run(lambda: poll_targets(indices)))
 
 
 @kopf.on.cleanup(registry=REGISTRY)
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
-    task = memo.get("resync")
-    if isinstance(task, asyncio.Task):
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+    for name in ("resync", "poll"):
+        task = memo.get(name)
+        if isinstance(task, asyncio.Task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
     reconciler = memo.get("reconciler")
     if isinstance(reconciler, Reconciler):
         await reconciler.kube.close()
@@ -212,6 +242,8 @@ async def server_event(
         return
     if type == "DELETED":
         memo["reconciler"].forget(namespace, name)
+        if memo.get("poller") is not None:
+            memo["poller"].forget((namespace, name))
         return
     await _reconcile_key(memo, (namespace, name), _indices(kwargs))
 

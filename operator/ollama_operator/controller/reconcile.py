@@ -14,6 +14,7 @@ resync converge to the same result.
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
 import secrets
 import time
@@ -24,12 +25,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..api.sidecar_config import TOKEN_KEY
 from ..api.spec import API_GROUP, API_VERSION, KIND, OllamaServerSpec
 from ..api.validation import describe
 from . import metrics
 from .builders import BuildContext, build_children, build_internal_secret
 from .diff import needs_apply
 from .kube import ApiError, Kube
+from .models import transitions
 from .naming import Owner
 from .status import Observed, compute_status, status_changed
 
@@ -53,6 +56,8 @@ class ClusterView:
     configmap: Mapping[str, Any] | None = None
     pdb: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
+    #: pod name → the pod's sidecar /status report (empty: none answered yet).
+    reports: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
     def live(self, kind: str, name: str) -> Mapping[str, Any] | None:
         """The live child of that kind and name, if cached."""
@@ -65,6 +70,14 @@ class ClusterView:
         if kind == "Service":
             return self.services.get(name)
         return None
+
+
+def _decode_token(secret: Mapping[str, Any]) -> str:
+    raw = (secret.get("data") or {}).get(TOKEN_KEY, "")
+    try:
+        return base64.b64decode(raw).decode()
+    except (ValueError, UnicodeDecodeError):
+        return ""
 
 
 def owner_of(body: Mapping[str, Any]) -> Owner:
@@ -98,11 +111,17 @@ class Reconciler:
         self._waiting: set[tuple[str, str]] = set()
         self._secret_seen: dict[tuple[str, str, str], float] = {}
         self._last_error: dict[tuple[str, str], str] = {}
+        self._tokens: dict[tuple[str, str], str] = {}
+
+    def token_for(self, key: tuple[str, str]) -> str | None:
+        """The internal token of a server, once its Secret was seen or created."""
+        return self._tokens.get(key)
 
     def forget(self, namespace: str, name: str) -> None:
         """Drop per-object state once the OllamaServer is gone."""
         self._locks.pop((namespace, name), None)
         self._last_error.pop((namespace, name), None)
+        self._tokens.pop((namespace, name), None)
         for key in [k for k in self._secret_seen if k[:2] == (namespace, name)]:
             del self._secret_seen[key]
 
@@ -144,13 +163,18 @@ class Reconciler:
         status = compute_status(
             owner,
             spec,
-            Observed(view.statefulset, view.pods, apply_error),
+            Observed(view.statefulset, view.pods, apply_error, view.reports),
             old_status,
             now=now_rfc3339(),
         )
         if status_changed(status, old_status):
             await self.kube.patch_status(owner.namespace, owner.name, status)
             metrics.STATUS_WRITES.inc()
+            # Derived from the stored status, so a restart never repeats an Event.
+            for event in transitions(old_status.get("models") or [], status.get("models") or []):
+                await self.kube.event(
+                    involved(owner), type_=event.type, reason=event.reason, message=event.message
+                )
 
     async def _ensure_secret(self, owner: Owner) -> None:
         key = (owner.namespace, owner.name, owner.uid)
@@ -159,13 +183,20 @@ class Reconciler:
             return
         existing = await self.kube.get("v1", "Secret", owner.namespace, owner.internal_secret)
         if existing is None:
-            manifest = build_internal_secret(owner, secrets.token_urlsafe(32))
+            token = secrets.token_urlsafe(32)
             try:
-                await self.kube.create(manifest)
+                await self.kube.create(build_internal_secret(owner, token))
                 metrics.APPLIES.labels("Secret").inc()
             except ApiError as exc:
-                if exc.status != 409:  # created meanwhile: fine
+                if exc.status != 409:
                     raise
+                # Created meanwhile (another reconcile, a restart): read the winner's token.
+                existing = await self.kube.get(
+                    "v1", "Secret", owner.namespace, owner.internal_secret
+                )
+        if existing is not None:
+            token = _decode_token(existing)
+        self._tokens[(owner.namespace, owner.name)] = token
         self._secret_seen[key] = time.monotonic()
 
     async def _apply_children(

@@ -11,11 +11,12 @@ identical status and the reconcile writes nothing.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..api.spec import OllamaServerSpec
 from .builders import gpu_resource
+from .models import aggregate_models, memory_condition, models_ready_condition
 from .naming import Owner, selector_string
 
 #: Container waiting reasons that will not fix themselves: the server is Degraded.
@@ -40,6 +41,8 @@ class Observed:
     pods: Sequence[Mapping[str, Any]]
     #: Set when applying the children failed this time (message for Degraded).
     apply_error: str | None = None
+    #: pod name → that pod's sidecar /status document; empty when no pod answered.
+    reports: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 def _cond(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
@@ -234,7 +237,11 @@ def compute_status(
     """The whole ``status`` the OllamaServer should have, as plain JSON data."""
     sts = observed.statefulset
     ready_replicas, _, _ = _sts_numbers(sts)
-    models_cond, models_ready = models_condition(spec, sts)
+    models = _models(spec, observed, ready_replicas, old_status, now)
+    if observed.reports:
+        models_cond, models_ready = models_ready_condition(spec, models)
+    else:
+        models_cond, models_ready = models_condition(spec, sts)
     conds = {
         "Scheduled": scheduled_condition(spec, observed.pods),
         "Available": available_condition(spec, sts),
@@ -242,7 +249,8 @@ def compute_status(
         "Progressing": progressing_condition(spec, sts),
         "Degraded": degraded_condition(observed.pods, observed.apply_error),
     }
-    ordered = [ready_condition(spec, conds, ready_replicas), *conds.values()]
+    memory = memory_condition(spec, models if observed.reports else [])
+    ordered = [ready_condition(spec, conds, ready_replicas), *conds.values(), memory]
     conditions = merge_conditions(
         ordered, old_status.get("conditions") or [], now=now, generation=owner.generation
     )
@@ -260,9 +268,37 @@ def compute_status(
             "gpu": gpu_summary(spec),
         },
     }
-    if "models" in old_status:
-        status["models"] = old_status["models"]
+    if models:
+        status["models"] = models
     return status
+
+
+def _models(
+    spec: OllamaServerSpec,
+    observed: Observed,
+    ready_replicas: int,
+    old_status: Mapping[str, Any],
+    now: str,
+) -> list[dict[str, Any]]:
+    """status.models from the sidecars' reports, else a readiness-based approximation."""
+    old = old_status.get("models") or []
+    if observed.reports:
+        return aggregate_models(spec, observed.reports, old, now=now)
+    previous = {m.get("name"): m for m in old}
+    result = []
+    for model in spec.models:
+        phase = "Ready" if ready_replicas > 0 else "Pending"
+        prior = previous.get(model.name) or {}
+        entry: dict[str, Any] = {
+            "name": model.name,
+            "phase": phase,
+            "readyReplicas": ready_replicas,
+            "lastTransitionTime": (
+                prior.get("lastTransitionTime", now) if prior.get("phase") == phase else now
+            ),
+        }
+        result.append(entry)
+    return result
 
 
 def status_changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:

@@ -73,7 +73,15 @@ def test_first_visit_sets_every_condition(owner: Owner) -> None:
         owner, make_spec(models=[{"name": "m"}]), Observed(None, []), {}, now=NOW
     )
     c = conds(status)
-    assert set(c) == {"Ready", "Scheduled", "Available", "ModelsReady", "Progressing", "Degraded"}
+    assert set(c) == {
+        "Ready",
+        "Scheduled",
+        "Available",
+        "ModelsReady",
+        "Progressing",
+        "Degraded",
+        "MemoryFits",
+    }
     assert c["Ready"]["status"] == "False"
     assert c["Scheduled"]["status"] == "Unknown"
     assert all(x["observedGeneration"] == 3 for x in c.values())

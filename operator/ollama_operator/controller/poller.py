@@ -1,0 +1,129 @@
+"""Ask every running pod's sidecar how its models are doing (I/O).
+
+One background loop for the whole operator. Each server is polled on its own
+cadence: every ``fast`` seconds while a model is still moving (or a pod has
+not answered yet), every ``slow`` seconds once everything is Ready, and at
+once when its set of pods changes. Requests go to ``http://<podIP>:9090/status``
+with the server's internal token, a short timeout and a global concurrency
+bound, so a thousand pods cannot stall the operator. Only a *change* in what
+the pods report triggers a reconcile; the reconcile turns reports into status.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import aiohttp
+
+from ..api.sidecar_config import ADMIN_PORT
+from .models import in_progress
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]
+#: pod name → pod IP, for the running pods of one server.
+Targets = dict[str, str]
+Report = dict[str, Any]
+
+
+class StatusPoller:
+    """Latest ``/status`` report per pod, refreshed in the background."""
+
+    def __init__(
+        self,
+        on_change: Callable[[Key], Awaitable[None]],
+        token_for: Callable[[Key], str | None],
+        *,
+        fast: float = 2.0,
+        slow: float = 30.0,
+        unreachable: float = 10.0,
+        timeout: float = 2.0,
+        concurrency: int = 32,
+        port: int = ADMIN_PORT,
+    ) -> None:
+        self._on_change = on_change
+        self._token_for = token_for
+        self.fast, self.slow, self.unreachable = fast, slow, unreachable
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._limit = asyncio.Semaphore(concurrency)
+        self._port = port
+        self._reports: dict[Key, dict[str, Report]] = {}
+        self._due: dict[Key, float] = {}
+        self._pods: dict[Key, Targets] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    def reports(self, key: Key) -> dict[str, Report]:
+        """pod name → last report, for the pods that answered (empty: none did)."""
+        return self._reports.get(key, {})
+
+    def forget(self, key: Key) -> None:
+        for table in (self._reports, self._due, self._pods):
+            table.pop(key, None)
+
+    async def run(self, targets: Callable[[], Mapping[Key, Targets]], tick: float = 0.5) -> None:
+        """Poll forever; ``targets`` returns the running pods of every server right now."""
+        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        try:
+            while True:
+                await self.poll_due(targets())
+                await asyncio.sleep(tick)
+        finally:
+            await self._session.close()
+            self._session = None
+
+    async def poll_due(self, current: Mapping[Key, Targets]) -> None:
+        """One pass: poll the servers that are due, concurrently."""
+        now = time.monotonic()
+        for gone in set(self._pods) - set(current):
+            self.forget(gone)
+        due = []
+        for key, pods in current.items():
+            if self._pods.get(key) != pods:
+                self._pods[key] = dict(pods)
+                self._due[key] = now
+            if self._due.get(key, now) <= now:
+                due.append(key)
+        if due:
+            await asyncio.gather(*(self._poll_server(key) for key in due))
+
+    async def _poll_server(self, key: Key) -> None:
+        pods = self._pods.get(key, {})
+        token = self._token_for(key)
+        results = await asyncio.gather(*(self._fetch(ip, token) for ip in pods.values()))
+        reports = {name: r for name, r in zip(pods, results, strict=True) if r is not None}
+        if not reports:
+            interval = self.unreachable
+        elif len(reports) < len(pods) or any(
+            in_progress(r.get("models") or []) for r in reports.values()
+        ):
+            interval = self.fast
+        else:
+            interval = self.slow
+        self._due[key] = time.monotonic() + interval
+        if reports != self._reports.get(key, {}):
+            self._reports[key] = reports
+            try:
+                await self._on_change(key)
+            except Exception:  # the poll loop must outlive any reconcile failure
+                log.exception("reconcile after a model report of %s/%s failed", *key)
+
+    async def _fetch(self, ip: str, token: str | None) -> Report | None:
+        if self._session is None:
+            return None
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        url = f"http://{ip}:{self._port}/status"
+        async with self._limit:
+            try:
+                async with self._session.get(url, headers=headers) as resp:
+                    if resp.status != 200:
+                        log.debug("GET %s: HTTP %d", url, resp.status)
+                        return None
+                    body = await resp.json(content_type=None)
+            except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
+                log.debug("GET %s failed: %s", url, exc)
+                return None
+        return body if isinstance(body, dict) else None
