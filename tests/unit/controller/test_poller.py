@@ -88,7 +88,6 @@ async def test_cadence_fast_while_moving_slow_when_converged(
         return None
 
     poller = StatusPoller(on_change, lambda key: "s3cret", fast=1, slow=100, port=port)
-    import time
 
     async with aiohttp.ClientSession() as session:
         poller._session = session
