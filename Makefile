@@ -55,7 +55,7 @@ fmt: venv
 	$(BIN)/ruff check --fix operator tests bench
 
 # The CRD is generated once and kept in every place that ships it.
-CRD_DIRS := crds manifests/crds
+CRD_DIRS := crds manifests/crds charts/ollama-operator/crds
 
 crds: venv
 	for d in $(CRD_DIRS); do $(BIN)/ollama-operator crds --output-dir $$d || exit 1; done
