@@ -1,0 +1,303 @@
+"""The public port's request pipeline: from a client's request to Ollama's answer.
+
+Every request takes the same path, each step able to end it with an error
+from :mod:`.errors`::
+
+    route lookup → API key → rate limit → refused / unknown path → method
+    → body (size, JSON, field types) → model declared or present
+    → cache lookup → concurrency slot (queue) → Ollama (retries, breaker,
+    timeouts, streaming) → cache store → metrics
+
+``GET /`` answers "Ollama is running" without a key, as Ollama does, for
+clients that probe the server. Everything else needs a key when keys are
+configured.
+
+The pipeline is the hot path of the pod, so it is one method that creates few
+objects of its own: the route table is a dictionary, settings are precomputed
+(:mod:`.settings`), the body is parsed once, and requests that need no slot, no
+cache and no rate limit skip those steps entirely. Settings
+and keys are swapped live by the reloader (:meth:`Gateway.configure`,
+:meth:`Gateway.set_keys`); a request in flight keeps what it started with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+import time
+from collections.abc import Callable, Collection, Mapping
+
+from aiohttp import web
+from multidict import istr
+
+from ..ollama import normalize_name
+from .auth import KeyRing
+from .breaker import CircuitBreaker
+from .cache import ResponseCache, cache_key, directives
+from .concurrency import AdmissionGate
+from .errors import (
+    GatewayError,
+    InternalError,
+    Unauthorized,
+    body_too_large,
+    management_refused,
+    method_not_allowed,
+    model_not_found,
+    rate_limited,
+    route_not_found,
+)
+from .limits import RateLimiter
+from .metrics import GatewayMetrics
+from .proxy import CLIENT_CLOSED, Upstream
+from .routes import GET, MANAGEMENT_PATHS, UNMATCHED, is_openai_path, match
+from .settings import GatewaySettings
+from .validation import parse_body, require_model
+
+log = logging.getLogger(__name__)
+
+CACHE_CONTROL = istr("Cache-Control")
+CONTENT_TYPE = istr("Content-Type")
+X_CACHE = "X-Cache"
+JSON_TYPE = "application/json; charset=utf-8"
+#: Model names remembered with their normalised form (bounded: clients choose them).
+MODEL_KEY_CACHE = 4096
+ROOT_BODY = b"Ollama is running"
+
+
+class Gateway:
+    """Auth, limits, validation, cache and forwarding for the public port."""
+
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        keys: KeyRing | None = None,
+        metrics: GatewayMetrics | None = None,
+        present_models: Callable[[], Collection[str]] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        """``present_models`` lists the models Ollama has (normalised names); None: no check."""
+        self.settings = settings
+        self.keys = keys if keys is not None else KeyRing.disabled()
+        self.metrics = metrics if metrics is not None else GatewayMetrics()
+        self._present = present_models
+        self._clock = clock
+        self.breaker = CircuitBreaker(
+            settings.breaker_threshold, settings.breaker_open_for, clock=clock
+        )
+        self.gate = AdmissionGate(settings.max_concurrent, settings.max_queue)
+        self.limiter: RateLimiter | None = None
+        self.cache: ResponseCache | None = None
+        self.upstream = Upstream(settings, self.breaker, self.metrics, rand=rand)
+        self._model_keys: dict[str, str] = {}
+        self.configure(settings)
+        self.set_keys(self.keys)
+        self.metrics.watch(
+            in_flight=lambda: self.gate.in_flight,
+            queue_depth=lambda: self.gate.queued,
+            circuit_state=lambda: self.breaker.state,
+        )
+
+    # ---- lifecycle and live settings ---------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the connection pool to Ollama."""
+        await self.upstream.start()
+
+    async def close(self) -> None:
+        """Close the connection pool."""
+        await self.upstream.close()
+
+    def configure(self, settings: GatewaySettings) -> None:
+        """Apply settings from a reloaded config (limits, cache, timeouts, retries, models)."""
+        self.settings = settings
+        self.gate.configure(settings.max_concurrent, settings.max_queue)
+        self.breaker.configure(settings.breaker_threshold, settings.breaker_open_for)
+        self.upstream.configure(settings)
+        rate = settings.rate_limit
+        if rate is None:
+            self.limiter = None
+        elif self.limiter is None:
+            self.limiter = RateLimiter(
+                rate.requests_per_minute, rate.burst, per_key=rate.per_key, clock=self._clock
+            )
+        else:
+            self.limiter.configure(rate.requests_per_minute, rate.burst, per_key=rate.per_key)
+        if not settings.cache_enabled:
+            self.cache = None
+        elif self.cache is None:
+            self.cache = ResponseCache(
+                settings.cache_max_entries, settings.cache_ttl, timer=self._clock
+            )
+        else:
+            self.cache.configure(settings.cache_max_entries, settings.cache_ttl)
+
+    def set_keys(self, keys: KeyRing) -> None:
+        """Swap the API keys (a reloaded keys file)."""
+        self.keys = keys
+        self.metrics.api_keys.set(len(keys))
+
+    # ---- the pipeline ------------------------------------------------------------------------
+
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Answer one request of the public port."""
+        started = asyncio.get_running_loop().time()
+        path = request.path
+        method = request.method
+        route = match(path)
+        if route is not None:
+            name, openai = route.name, route.openai
+        elif path == "/":
+            name, openai = "root", False
+        else:
+            name, openai = UNMATCHED, is_openai_path(path)
+        model = ""
+        code = 500
+        extra: dict[str, str] | None = None
+        try:
+            if route is None and path == "/":
+                if method not in GET:
+                    raise method_not_allowed(method, path, GET)
+                code = 200
+                return web.Response(body=ROOT_BODY, content_type="text/plain")
+
+            try:
+                client = self.keys.authenticate(request.headers)
+            except Unauthorized as err:
+                self.metrics.auth_failures.labels(err.reason).inc()
+                raise
+            limiter = self.limiter
+            if limiter is not None:
+                if client is None:
+                    client = (request.remote or "").encode()
+                decision = limiter.take(client)
+                extra = decision.headers()
+                if not decision.allowed:
+                    self.metrics.rate_limited.inc()
+                    raise rate_limited(decision.retry_after, extra)
+
+            if route is None:
+                if path in MANAGEMENT_PATHS:
+                    raise management_refused(path)
+                raise route_not_found(method, path)
+            if method not in route.methods:
+                raise method_not_allowed(method, path, route.methods)
+
+            body: bytes | None = None
+            streams = False
+            if route.schema is not None:
+                body = await self._read_body(request)
+                parsed = parse_body(route.schema, body)
+                model = self._allowed_model(require_model(parsed))
+                streams = parsed.streams()
+
+            key: bytes | None = None
+            cache = self.cache
+            if cache is not None and route.cacheable and not streams and body is not None:
+                lookup, store = directives(request.headers.get(CACHE_CONTROL))
+                if lookup or store:
+                    key = cache_key(method, path, body)
+                    hit = cache.get(key) if lookup else None
+                    if hit is not None:
+                        self.metrics.cache_hits.inc()
+                        headers = {**extra} if extra else {}
+                        headers[X_CACHE] = "HIT"
+                        headers[CONTENT_TYPE] = hit.content_type
+                        code = 200
+                        return web.Response(body=hit.body, headers=headers)
+                    self.metrics.cache_misses.inc()
+                    if not store:
+                        key = None
+                    extra = {**extra} if extra else {}
+                    extra[X_CACHE] = "MISS"
+
+            if route.inference:
+                gate = self.gate
+                if not gate.try_enter():
+                    await gate.enter()
+                try:
+                    response = await self.upstream.forward(
+                        request,
+                        path,
+                        body,
+                        model=model,
+                        headers=extra,
+                        usage=True,
+                        started=started,
+                    )
+                finally:
+                    gate.leave()
+            else:
+                response = await self.upstream.forward(
+                    request, path, body, model=model, headers=extra, usage=False, started=started
+                )
+            code = response.status
+            if key is not None and code == 200 and isinstance(response, web.Response):
+                data = response.body
+                if isinstance(data, bytes) and cache is not None:
+                    cache.put(key, response.headers.get(CONTENT_TYPE, JSON_TYPE), data)
+            return response
+        except GatewayError as err:
+            code = err.status
+            return error_response(err, openai=openai, extra=extra)
+        except (asyncio.CancelledError, ConnectionError):
+            code = CLIENT_CLOSED
+            raise
+        except Exception:
+            log.exception("unexpected error answering %s %s", method, name)
+            return error_response(
+                InternalError("internal gateway error; the sidecar's log has the details"),
+                openai=openai,
+                extra=extra,
+            )
+        finally:
+            self.metrics.request(name, model, code, asyncio.get_running_loop().time() - started)
+
+    async def _read_body(self, request: web.BaseRequest) -> bytes:
+        """The whole body, refusing (413) as soon as it is over the limit."""
+        limit = self.settings.max_body_bytes
+        length = request.content_length
+        if length is not None and length > limit:
+            raise body_too_large(limit)
+        content = request.content
+        first = await content.readany()
+        if content.at_eof():
+            if len(first) > limit:
+                raise body_too_large(limit)
+            return first
+        parts = [first]
+        size = len(first)
+        while True:
+            chunk = await content.readany()
+            if not chunk:
+                return b"".join(parts)
+            size += len(chunk)
+            if size > limit:
+                raise body_too_large(limit)
+            parts.append(chunk)
+
+    def _allowed_model(self, raw: str) -> str:
+        """The model's normalised name, if declared or present; 404 otherwise."""
+        key = self._model_keys.get(raw)
+        if key is None:
+            key = normalize_name(raw)
+            if len(self._model_keys) < MODEL_KEY_CACHE:
+                self._model_keys[raw] = key
+        if key in self.settings.declared_models:
+            return key
+        present = self._present
+        if present is None or key in present():
+            return key
+        raise model_not_found(raw)
+
+
+def error_response(
+    err: GatewayError, *, openai: bool, extra: Mapping[str, str] | None = None
+) -> web.Response:
+    """The JSON answer for a gateway error, with its headers (and the rate-limit ones)."""
+    headers = {**extra, **err.headers} if extra else {**err.headers}
+    headers[CONTENT_TYPE] = JSON_TYPE
+    headers.pop(X_CACHE, None)
+    return web.Response(status=err.status, body=err.body(openai=openai), headers=headers)
