@@ -34,7 +34,7 @@ metadata:
   labels: {ollama.operator.dev/pool: local}
 spec:
   capacity: {storage: 500Gi}
-  accessModes: [ReadWriteOnce, ReadWriteOncePod, ReadWriteMany]
+  accessModes: [ReadWriteOnce, ReadWriteMany]
   persistentVolumeReclaimPolicy: Retain
   storageClassName: standard
   hostPath: {path: /var/lib/ollama-operator-pool/$i}

@@ -120,14 +120,17 @@ class StorageSpec(
     ApiModel,
     json_schema_extra=_rules(
         (
-            "self.mode != 'Shared' || has(self.existingClaim)",
+            "!has(self.mode) || self.mode != 'Shared' || has(self.existingClaim)",
             "storage.existingClaim is required when storage.mode is Shared",
         ),
         (
-            "!has(self.existingClaim) || self.mode == 'Shared'",
+            "!has(self.existingClaim) || (has(self.mode) && self.mode == 'Shared')",
             "storage.existingClaim is only used when storage.mode is Shared",
         ),
-        ("!string(self.size).startsWith('-')", "storage.size must not be negative"),
+        (
+            "!has(self.size) || !string(self.size).startsWith('-')",
+            "storage.size must not be negative",
+        ),
     ),
 ):
     """Where models live: one volume per replica, a shared claim, or nothing persistent."""
@@ -164,7 +167,7 @@ class OllamaSettings(
     ApiModel,
     json_schema_extra=_rules(
         (
-            "self.env.all(e, e.name != 'OLLAMA_HOST')",
+            "!has(self.env) || self.env.all(e, e.name != 'OLLAMA_HOST')",
             "ollama.env may not set OLLAMA_HOST: Ollama listens on 127.0.0.1 behind the gateway",
         ),
     ),
@@ -305,7 +308,11 @@ class LocalObjectReference(ApiModel):
     name: DNSName
 
 
-_RESERVED_LABEL_RULE = " && ".join(f"!('{label}' in self.podLabels)" for label in RESERVED_LABELS)
+_RESERVED_LABEL_RULE = (
+    "!has(self.podLabels) || ("
+    + " && ".join(f"!('{label}' in self.podLabels)" for label in RESERVED_LABELS)
+    + ")"
+)
 
 
 class OllamaServerSpec(
@@ -317,7 +324,7 @@ class OllamaServerSpec(
             "the operator selects pods by them",
         ),
         (
-            "self.models.all(m, !has(m.create) || m.create.from != m.name)",
+            "!has(self.models) || self.models.all(m, !has(m.create) || m.create.from != m.name)",
             "models[].create.from must name another model than models[].name",
         ),
     ),

@@ -186,6 +186,13 @@ async def _reconcile_key(
     await reconciler.reconcile(body, view_of(key, indices, memo.get("poller")))
 
 
+@kopf.on.login(registry=REGISTRY)
+def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+    """In-cluster ServiceAccount credentials, else the kubeconfig (a dedicated registry
+    has none of kopf's default login handlers)."""
+    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+
+
 @kopf.on.startup(registry=REGISTRY)
 async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     """Quiet kopf's own writes, connect, and start the resync loop."""
