@@ -22,3 +22,8 @@ RECONCILE_SECONDS = Histogram(
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10),
 )
 SERVERS = Gauge("ollama_operator_servers", "OllamaServers known to the operator.")
+SERVER_READY = Gauge(
+    "ollama_operator_server_ready",
+    "1 while an OllamaServer's Ready condition is True, else 0.",
+    ["namespace", "name"],
+)

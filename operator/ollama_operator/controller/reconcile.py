@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import secrets
 import time
@@ -122,6 +123,8 @@ class Reconciler:
         self._locks.pop((namespace, name), None)
         self._last_error.pop((namespace, name), None)
         self._tokens.pop((namespace, name), None)
+        with contextlib.suppress(KeyError):
+            metrics.SERVER_READY.remove(namespace, name)
         for key in [k for k in self._secret_seen if k[:2] == (namespace, name)]:
             del self._secret_seen[key]
 
@@ -167,6 +170,8 @@ class Reconciler:
             old_status,
             now=now_rfc3339(),
         )
+        ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
+        metrics.SERVER_READY.labels(owner.namespace, owner.name).set(1 if ready else 0)
         if status_changed(status, old_status):
             await self.kube.patch_status(owner.namespace, owner.name, status)
             metrics.STATUS_WRITES.inc()

@@ -24,15 +24,7 @@ from ollama_operator.controller import metrics as operator_metrics
 from ollama_operator.sidecar.metrics import GatewayMetrics
 
 #: Metrics the alerts use that are not exported yet, with who should export them.
-PROPOSED = {
-    "ollama_operator_server_ready": (
-        "controller: gauge {namespace, name}, 1 while an OllamaServer's Ready condition is "
-        "True, else 0; removed with the server"
-    ),
-    "ollama_gateway_model_pull_failures_total": (
-        "sidecar model agent: counter {model}, one per failed pull or create attempt"
-    ),
-}
+PROPOSED: dict[str, str] = {}
 #: Series Prometheus makes itself.
 BUILTIN = {"up"}
 
