@@ -84,44 +84,46 @@ def servers_idx(
     return None if namespace is None else {(namespace, name): plain(body)}
 
 
-@kopf.index("apps", "v1", "statefulsets", labels=MANAGED, registry=REGISTRY)
-def statefulsets_idx(
+def _child_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Key, Any] | None:
     key = _owner_key(namespace, labels)
     return None if key is None else {key: plain(body)}
 
 
-@kopf.index("v1", "services", labels=MANAGED, registry=REGISTRY)
-def services_idx(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Key, Any] | None:
-    key = _owner_key(namespace, labels)
-    return None if key is None else {key: plain(body)}
-
-
-@kopf.index("v1", "configmaps", labels=MANAGED, registry=REGISTRY)
-def configmaps_idx(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Key, Any] | None:
-    key = _owner_key(namespace, labels)
-    return None if key is None else {key: plain(body)}
-
-
-@kopf.index("policy", "v1", "poddisruptionbudgets", labels=MANAGED, registry=REGISTRY)
-def pdbs_idx(
-    namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
-) -> dict[Key, Any] | None:
-    key = _owner_key(namespace, labels)
-    return None if key is None else {key: plain(body)}
-
-
-@kopf.index("v1", "pods", labels=MANAGED, registry=REGISTRY)
-def pods_idx(
+def _pod_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Key, Any] | None:
     key = _owner_key(namespace, labels)
     return None if key is None else {key: _trim_pod(body)}
+
+
+async def _child_event(
+    namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any
+) -> None:
+    """Any change to a child (or a pod: scheduling, crashes) → reconcile its server."""
+    key = _owner_key(namespace, labels)
+    if key is not None:
+        await _reconcile_key(memo, key, _indices(kwargs))
+
+
+#: (group, version, plural, index id) of every child kind watched through a cache.
+CHILD_KINDS = (
+    ("apps", "v1", "statefulsets", "statefulsets_idx"),
+    ("", "v1", "services", "services_idx"),
+    ("", "v1", "configmaps", "configmaps_idx"),
+    ("policy", "v1", "poddisruptionbudgets", "pdbs_idx"),
+    ("", "v1", "pods", "pods_idx"),
+)
+
+for _group, _version, _plural, _index_id in CHILD_KINDS:
+    # The index id is the keyword under which kopf passes the cache to every handler.
+    kopf.index(_group, _version, _plural, id=_index_id, labels=MANAGED, registry=REGISTRY)(
+        _pod_index if _plural == "pods" else _child_index
+    )
+    kopf.on.event(
+        _group, _version, _plural, id=f"{_plural}_event", labels=MANAGED, registry=REGISTRY
+    )(_child_event)
 
 
 def _values(index: kopf.Index[Key, Any], key: Key) -> list[Any]:
@@ -253,43 +255,3 @@ async def server_event(
             memo["poller"].forget((namespace, name))
         return
     await _reconcile_key(memo, (namespace, name), _indices(kwargs))
-
-
-async def _child_event(
-    namespace: str | None, labels: kopf.Labels, memo: Any, kwargs: Mapping[str, Any]
-) -> None:
-    key = _owner_key(namespace, labels)
-    if key is not None:
-        await _reconcile_key(memo, key, _indices(kwargs))
-
-
-@kopf.on.event("apps", "v1", "statefulsets", labels=MANAGED, registry=REGISTRY)
-async def statefulset_event(
-    namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any
-) -> None:
-    await _child_event(namespace, labels, memo, kwargs)
-
-
-@kopf.on.event("v1", "services", labels=MANAGED, registry=REGISTRY)
-async def service_event(
-    namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any
-) -> None:
-    await _child_event(namespace, labels, memo, kwargs)
-
-
-@kopf.on.event("v1", "configmaps", labels=MANAGED, registry=REGISTRY)
-async def configmap_event(
-    namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any
-) -> None:
-    await _child_event(namespace, labels, memo, kwargs)
-
-
-@kopf.on.event("policy", "v1", "poddisruptionbudgets", labels=MANAGED, registry=REGISTRY)
-async def pdb_event(namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
-    await _child_event(namespace, labels, memo, kwargs)
-
-
-@kopf.on.event("v1", "pods", labels=MANAGED, registry=REGISTRY)
-async def pod_event(namespace: str | None, labels: kopf.Labels, memo: Any, **kwargs: Any) -> None:
-    """Pods drive Scheduled/Degraded: a pending GPU pod shows up within seconds."""
-    await _child_event(namespace, labels, memo, kwargs)
