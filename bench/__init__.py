@@ -1,0 +1,1 @@
+"""Benchmarks of the sidecar and the controller (``make bench`` → docs/benchmarks.md)."""
