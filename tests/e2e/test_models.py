@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import pytest
-
 from tests.e2e.helpers import (
     GROUP,
     ScopedOperator,
@@ -237,11 +235,6 @@ def test_unpullable_model_fails_with_ollamas_message_then_recovers(
     assert sim.pods()["typo-0"].starts == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller: status.ready_condition checks Available before ModelsReady; a pod "
-    "whose required model failed is unready, so Ready's reason is NoReplicasReady",
-)
 def test_failed_model_is_readys_reason(
     kubectl: Kubectl, namespace: str, sim: PodSimulator, operator: ScopedOperator
 ) -> None:
@@ -299,12 +292,6 @@ def test_scale_out_per_model_ready_counts_follow(
     assert pods["fleet-0"].starts == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="controller: after a restart the first reconcile runs before any /status poll "
-    "answered and falls back to pod readiness: status.models goes Pulling -> Pending and "
-    "PullStarted is posted again",
-)
 def test_operator_restart_mid_pull_loses_nothing(
     kubectl: Kubectl, namespace: str, sim: PodSimulator, operator: ScopedOperator
 ) -> None:

@@ -141,8 +141,15 @@ def test_scale_subresource_drives_replicas(
     kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(server("scaled")))
     wait_ready(kubectl, namespace, "scaled")
     kubectl("-n", namespace, "scale", "ollama/scaled", "--replicas=3")
-    obj = wait_ready(kubectl, namespace, "scaled")
-    assert obj["status"]["summary"]["replicas"] == "3/3"
+
+    def three_ready() -> dict[str, Any] | None:
+        obj = get(kubectl, namespace, GROUP, "scaled") or {}
+        status = obj.get("status") or {}
+        fresh = status.get("observedGeneration") == obj["metadata"]["generation"]
+        done = (status.get("summary") or {}).get("replicas") == "3/3"
+        return obj if fresh and done and condition(obj, "Ready").get("status") == "True" else None
+
+    wait_for(three_ready, timeout=90, what="3/3 replicas ready")
     assert get(kubectl, namespace, "pdb", "scaled") is not None
     kubectl("-n", namespace, "scale", "ollama/scaled", "--replicas=1")
     wait_for(lambda: get(kubectl, namespace, "pdb", "scaled") is None, what="PDB removed")

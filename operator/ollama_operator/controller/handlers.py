@@ -212,6 +212,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
         await _reconcile_key(memo, key, indices)
 
     poller = StatusPoller(on_report, reconciler.token_for)
+    reconciler.on_config_applied = poller.poke
     memo["poller"] = poller
     memo["resync"] = asyncio.create_task(_resync_forever(memo, indices))
     memo["poll"] = asyncio.create_task(poller.run(lambda: poll_targets(indices)))

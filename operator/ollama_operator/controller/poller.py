@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
@@ -33,6 +34,11 @@ Report = dict[str, Any]
 class StatusPoller:
     """Latest ``/status`` report per pod, refreshed in the background."""
 
+    #: Consecutive failed polls of a pod after which its last report is dropped.
+    KEEP_AFTER_FAILURES = 3
+    #: Consecutive polls with no answer at all before slowing to ``unreachable``.
+    PATIENCE = 5
+
     def __init__(
         self,
         on_change: Callable[[Key], Awaitable[None]],
@@ -52,6 +58,8 @@ class StatusPoller:
         self._limit = asyncio.Semaphore(concurrency)
         self._port = port
         self._reports: dict[Key, dict[str, Report]] = {}
+        self._failures: dict[tuple[Key, str], int] = {}
+        self._misses: dict[Key, int] = {}
         self._due: dict[Key, float] = {}
         self._pods: dict[Key, Targets] = {}
         self._session: aiohttp.ClientSession | None = None
@@ -61,8 +69,14 @@ class StatusPoller:
         return self._reports.get(key, {})
 
     def forget(self, key: Key) -> None:
-        for table in (self._reports, self._due, self._pods):
+        for table in (self._reports, self._due, self._pods, self._misses):
             table.pop(key, None)
+        for pod_key in [k for k in self._failures if k[0] == key]:
+            del self._failures[pod_key]
+
+    def poke(self, key: Key, delay: float = 1.0) -> None:
+        """Poll soon: the server's config changed (the sidecars reload it within a second)."""
+        self._due[key] = min(self._due.get(key, math.inf), time.monotonic() + delay)
 
     async def run(self, targets: Callable[[], Mapping[Key, Targets]], tick: float = 0.5) -> None:
         """Poll forever; ``targets`` returns the running pods of every server right now."""
@@ -94,17 +108,32 @@ class StatusPoller:
         pods = self._pods.get(key, {})
         token = self._token_for(key)
         results = await asyncio.gather(*(self._fetch(ip, token) for ip in pods.values()))
-        reports = {name: r for name, r in zip(pods, results, strict=True) if r is not None}
-        if not reports:
-            interval = self.unreachable
-        elif len(reports) < len(pods) or any(
-            in_progress(r.get("models") or []) for r in reports.values()
-        ):
+        previous = self._reports.get(key, {})
+        reports: dict[str, Report] = {}
+        answered = 0
+        for name, result in zip(pods, results, strict=True):
+            if result is not None:
+                answered += 1
+                self._failures.pop((key, name), None)
+                reports[name] = result
+                continue
+            # One missed answer (a slow scrape, a sidecar restart) keeps the last report;
+            # only repeated silence drops it.
+            failures = self._failures.get((key, name), 0) + 1
+            self._failures[(key, name)] = failures
+            if name in previous and failures < self.KEEP_AFTER_FAILURES:
+                reports[name] = previous[name]
+        self._misses[key] = 0 if answered else self._misses.get(key, 0) + 1
+        if answered < len(pods):
+            # A new pod's sidecar may not listen yet: keep asking quickly for a while.
+            slow_start = self._misses[key] >= self.PATIENCE
+            interval = self.unreachable if slow_start else self.fast
+        elif any(in_progress(r.get("models") or []) for r in reports.values()):
             interval = self.fast
         else:
             interval = self.slow
         self._due[key] = time.monotonic() + interval
-        if reports != self._reports.get(key, {}):
+        if reports != previous:
             self._reports[key] = reports
             try:
                 await self._on_change(key)

@@ -19,7 +19,7 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -113,6 +113,8 @@ class Reconciler:
         self._secret_seen: dict[tuple[str, str, str], float] = {}
         self._last_error: dict[tuple[str, str], str] = {}
         self._tokens: dict[tuple[str, str], str] = {}
+        #: Called with (namespace, name) after the sidecar config changed (the poller's poke).
+        self.on_config_applied: Callable[[tuple[str, str]], None] | None = None
 
     def token_for(self, key: tuple[str, str]) -> str | None:
         """The internal token of a server, once its Secret was seen or created."""
@@ -217,6 +219,8 @@ class Reconciler:
                 await self.kube.apply(child)
                 metrics.APPLIES.labels(kind).inc()
                 log.info("applied %s %s/%s", kind, owner.namespace, name)
+                if kind == "ConfigMap" and self.on_config_applied is not None:
+                    self.on_config_applied((owner.namespace, owner.name))
             except ApiError as exc:
                 errors.append(f"applying {kind} {name}: {exc.message}")
         if spec.replicas <= 1 and view.pdb is not None:

@@ -176,12 +176,21 @@ def models_condition(
 
 
 def ready_condition(
-    spec: OllamaServerSpec, conds: Mapping[str, Mapping[str, str]], ready_replicas: int
+    spec: OllamaServerSpec,
+    conds: Mapping[str, Mapping[str, str]],
+    ready_replicas: int,
+    *,
+    models_reported: bool = False,
 ) -> dict[str, str]:
-    """Ready: every desired replica ready with its models; else the first failing reason."""
-    checks = [
-        ("Scheduled", "False"),
-        ("Degraded", "True"),
+    """Ready: every desired replica ready with its models; else the first failing reason.
+
+    When the sidecars reported their models, a failed model comes before Available:
+    its pod is unready *because* of the model, and Ollama's message says why.
+    """
+    checks = [("Scheduled", "False"), ("Degraded", "True")]
+    if models_reported:
+        checks.append(("ModelsReady", "False"))
+    checks += [
         ("Available", "False"),
         ("ModelsReady", "False"),
         ("Scheduled", "Unknown"),
@@ -237,8 +246,8 @@ def compute_status(
     """The whole ``status`` the OllamaServer should have, as plain JSON data."""
     sts = observed.statefulset
     ready_replicas, _, _ = _sts_numbers(sts)
-    models = _models(spec, observed, ready_replicas, old_status, now)
-    if observed.reports:
+    models, reported = _models(spec, observed, ready_replicas, old_status, now)
+    if reported:
         models_cond, models_ready = models_ready_condition(spec, models)
     else:
         models_cond, models_ready = models_condition(spec, sts)
@@ -249,8 +258,9 @@ def compute_status(
         "Progressing": progressing_condition(spec, sts),
         "Degraded": degraded_condition(observed.pods, observed.apply_error),
     }
-    memory = memory_condition(spec, models if observed.reports else [])
-    ordered = [ready_condition(spec, conds, ready_replicas), *conds.values(), memory]
+    memory = memory_condition(spec, models if reported else [])
+    ready = ready_condition(spec, conds, ready_replicas, models_reported=reported)
+    ordered = [ready, *conds.values(), memory]
     conditions = merge_conditions(
         ordered, old_status.get("conditions") or [], now=now, generation=owner.generation
     )
@@ -273,18 +283,47 @@ def compute_status(
     return status
 
 
+def _from_report(model: Mapping[str, Any]) -> bool:
+    """Whether a stored model entry can only have come from a sidecar's report
+    (the readiness fallback writes neither digests nor in-flight phases)."""
+    return bool(model.get("digest")) or model.get("phase") in ("Pulling", "Creating", "Failed")
+
+
 def _models(
     spec: OllamaServerSpec,
     observed: Observed,
     ready_replicas: int,
     old_status: Mapping[str, Any],
     now: str,
-) -> list[dict[str, Any]]:
-    """status.models from the sidecars' reports, else a readiness-based approximation."""
+) -> tuple[list[dict[str, Any]], bool]:
+    """status.models, and whether it rests on the sidecars' reports.
+
+    1. Fresh reports: aggregate them.
+    2. None right now, but the stored status came from reports (see _from_report) and
+       pods exist: keep it (an operator restart or one missed poll must not move
+       a model backwards or repeat an Event); newly declared models are Pending.
+    3. Never any report (pod IPs unreachable from the operator): approximate from
+       pod readiness, which the sidecar's /readyz holds back until the models are there.
+    """
     old = old_status.get("models") or []
     if observed.reports:
-        return aggregate_models(spec, observed.reports, old, now=now)
+        return aggregate_models(spec, observed.reports, old, now=now), True
     previous = {m.get("name"): m for m in old}
+    if observed.pods and any(_from_report(m) for m in old):
+        kept = []
+        for model in spec.models:
+            prior = previous.get(model.name)
+            kept.append(
+                dict(prior)
+                if prior is not None
+                else {
+                    "name": model.name,
+                    "phase": "Pending",
+                    "readyReplicas": 0,
+                    "lastTransitionTime": now,
+                }
+            )
+        return kept, True
     result = []
     for model in spec.models:
         phase = "Ready" if ready_replicas > 0 else "Pending"
@@ -298,7 +337,7 @@ def _models(
             ),
         }
         result.append(entry)
-    return result
+    return result, False
 
 
 def status_changed(new: Mapping[str, Any], old: Mapping[str, Any]) -> bool:

@@ -366,6 +366,7 @@ class ModelAgent:
     def _progress(self, state: ModelState, progress: PullProgress) -> None:
         if progress.total:
             state.completed, state.total = progress.completed, progress.total
+            state.progress = progress.percent
             self._notify("on_pull_progress", state.spec.name, progress.completed, progress.total)
 
     def _failed(self, state: ModelState, message: str) -> None:
@@ -384,7 +385,7 @@ class ModelAgent:
 
     def _transition(self, state: ModelState, phase: Phase, message: str | None = None) -> None:
         if phase in ("Pulling", "Creating"):
-            state.completed = state.total = None
+            state.completed = state.total = state.progress = None
         if state.set_phase(phase, _now(), message):
             self._announce(state)
 

@@ -74,6 +74,10 @@ class PullProgress:
 
     layers: dict[str, tuple[int, int]] = field(default_factory=dict)
     status: str = ""
+    #: Highest percent shown so far. Ollama announces layers one by one, so the
+    #: byte total grows during a pull; the shown percent must not fall back when
+    #: a new layer appears, nor reach 100 before the pull succeeded.
+    high: int = 0
 
     def observe(self, event: ProgressEvent) -> bool:
         """Take one event; True when it moved (new status or more bytes): not a stall."""
@@ -84,6 +88,10 @@ class PullProgress:
             now = (max(before[0], event.completed), event.total)
             moved = moved or now != before
             self.layers[event.digest] = now
+        value = percent(self.completed, self.total)
+        if value is not None:
+            cap = 100 if self.status == "success" else 99
+            self.high = max(self.high, min(value, cap))
         return moved
 
     @property
@@ -96,7 +104,8 @@ class PullProgress:
 
     @property
     def percent(self) -> int | None:
-        return percent(self.completed, self.total)
+        """Monotonic within one pull; below 100 until Ollama said success."""
+        return self.high if self.total else None
 
 
 def percent(completed: int | None, total: int | None) -> int | None:
@@ -119,6 +128,8 @@ class ModelState:
     message: str | None = None
     completed: int | None = None
     total: int | None = None
+    #: Shown pull percent (monotonic, see PullProgress.high); None: from the byte counts.
+    progress: int | None = None
     digest: str | None = None
     size: int | None = None
     loaded: bool = False
@@ -210,6 +221,7 @@ def observe(state: ModelState, seen: Observation, now: float, at: datetime) -> b
     if listed is not None:
         state.digest, state.size = listed.digest or None, listed.size
         state.completed = state.total = listed.size
+        state.progress = None
         state.attempts = 0
         if state.phase != "Ready":
             return state.set_phase("Ready", at)
@@ -335,7 +347,9 @@ def model_status(state: ModelState) -> dict[str, Any]:
     return {
         "name": state.spec.name,
         "phase": state.phase,
-        "progress": percent(state.completed, state.total),
+        "progress": (
+            state.progress if state.progress is not None else percent(state.completed, state.total)
+        ),
         "completedBytes": state.completed,
         "totalBytes": state.total,
         "digest": state.digest,

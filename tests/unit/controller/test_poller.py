@@ -97,3 +97,36 @@ async def test_cadence_fast_while_moving_slow_when_converged(
         poller._due[KEY] = 0
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
         assert poller._due[KEY] - time.monotonic() > 50
+
+
+async def test_one_missed_answer_keeps_the_last_report(sidecar: tuple[FakeSidecar, int]) -> None:
+    fake, port = sidecar
+    changes: list[tuple[str, str]] = []
+
+    async def on_change(key: tuple[str, str]) -> None:
+        changes.append(key)
+
+    poller = StatusPoller(on_change, lambda key: "s3cret", fast=0, slow=0, port=port)
+    async with aiohttp.ClientSession() as session:
+        poller._session = session
+        await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
+        assert poller.reports(KEY)
+        poller._token_for = lambda key: "wrong"  # the sidecar now refuses us
+        for _ in range(StatusPoller.KEEP_AFTER_FAILURES - 1):
+            poller._due[KEY] = 0
+            await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
+            assert poller.reports(KEY) == {"demo-0": fake.document}
+        poller._due[KEY] = 0
+        await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
+        assert poller.reports(KEY) == {}
+    assert changes == [KEY, KEY]
+
+
+def test_poke_brings_the_next_poll_forward() -> None:
+    async def on_change(key: tuple[str, str]) -> None:
+        return None
+
+    poller = StatusPoller(on_change, lambda key: None)
+    poller._due[KEY] = time.monotonic() + 30
+    poller.poke(KEY, delay=1.0)
+    assert poller._due[KEY] - time.monotonic() <= 1.0

@@ -188,3 +188,44 @@ def test_steady_state_computes_identical_status(owner: Owner) -> None:
     assert not status_changed(second, first)
     scaled = compute_status(owner, make_spec(replicas=2), observed, first, now=LATER)
     assert status_changed(scaled, first)
+
+
+def _report(phase: str, **extra: Any) -> dict[str, Any]:
+    return {"models": [{"name": "m", "phase": phase, **extra}]}
+
+
+def test_failed_model_is_readys_reason_when_reported(owner: Owner) -> None:
+    """The pod is unready because of the model: say the model's problem, not 0/1 ready."""
+    spec = make_spec(models=[{"name": "m"}])
+    msg = "pull model manifest: file does not exist"
+    observed = Observed(
+        sts(1, 0), [running_pod()], reports={"demo-0": _report("Failed", message=msg)}
+    )
+    ready = conds(compute_status(owner, spec, observed, {}, now=NOW))["Ready"]
+    assert ready["reason"] == "ModelsNotReady"
+    assert msg in ready["message"]
+
+
+def test_missing_reports_keep_what_sidecars_said(owner: Owner) -> None:
+    """An operator restart (no report yet) must not move a model backwards."""
+    spec = make_spec(models=[{"name": "m"}, {"name": "new"}])
+    reported = Observed(
+        sts(1, 0),
+        [running_pod()],
+        reports={"demo-0": _report("Pulling", progress=45, digest="sha256:x")},
+    )
+    first = compute_status(owner, spec, reported, {}, now=NOW)
+    silent = Observed(sts(1, 1), [running_pod()])
+    after = compute_status(owner, spec, silent, first, now=LATER)
+    models = {m["name"]: m for m in after["models"]}
+    assert models["m"]["phase"] == "Pulling"
+    assert models["m"]["progress"] == 45
+    assert models["new"]["phase"] == "Pending"
+    assert conds(after)["ModelsReady"]["status"] == "False"
+
+
+def test_without_any_report_models_follow_pod_readiness(owner: Owner) -> None:
+    spec = make_spec(models=[{"name": "m"}])
+    status = compute_status(owner, spec, Observed(sts(1, 1), [running_pod()]), {}, now=NOW)
+    assert status["models"][0]["phase"] == "Ready"
+    assert conds(status)["ModelsReady"]["reason"] == "RequiredModelsPresent"

@@ -87,12 +87,20 @@ def test_pull_progress_adds_up_layers_and_tells_movement_from_ticks() -> None:
     assert progress.observe(event("pulling manifest"))
     assert progress.observe(event("pulling aaa", "sha256:a", 100, 40))
     assert not progress.observe(event("pulling aaa", "sha256:a", 100, 40))  # a tick, no bytes
+    assert progress.percent == 40
     assert progress.observe(event("pulling aaa", "sha256:a", 100, 100))
+    assert progress.percent == 99, "100 only once Ollama says success"
     assert progress.observe(event("pulling bbb", "sha256:b", 300, 0))
     assert progress.observe(event("pulling bbb", "sha256:b", 300, 150))
-    assert (progress.completed, progress.total, progress.percent) == (250, 400, 62)
+    # Bytes add up over the layers announced so far ...
+    assert (progress.completed, progress.total) == (250, 400)
+    # ... but the shown percent never falls back when a new layer appears.
+    assert progress.percent == 99
     assert progress.observe(event("verifying sha256 digest"))
     assert progress.status == "verifying sha256 digest"
+    assert progress.observe(event("pulling bbb", "sha256:b", 300, 300))
+    assert progress.observe(event("success"))
+    assert progress.percent == 100
 
 
 def test_percent_is_never_100_early_and_none_without_total() -> None:
