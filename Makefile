@@ -11,8 +11,10 @@ PYTEST_ARGS ?=
 
 .PHONY: help venv test test-unit test-integration lint fmt crds crds-check run demo demo-down bench clean
 
-# tools, cluster-up, cluster-down, kind-up: the local cluster (tools/tools.mk).
+# tools, cluster-up, cluster-down, kind-up, ollama: the local cluster (tools/tools.mk).
 -include tools/tools.mk
+# bench: benchmarks -> docs/benchmarks.md (bench/bench.mk); not part of `make test`.
+-include bench/bench.mk
 
 help:
 	@echo "make demo         local cluster + CRDs + operator + a sample, then kubectl get ollama"
