@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -24,7 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
 
-from tests.integration.kube import REPO_ROOT, Kubectl, wait_for
+from tests.integration.kube import Kubectl, wait_for
 from tests.integration.operator_process import OperatorProcess
 
 GROUP = "ollamaservers.ollama.operator.dev"
@@ -41,35 +40,10 @@ class ScopedOperator(OperatorProcess):
         namespaces: list[str],
         resync_seconds: int = 10,
     ) -> None:
-        super().__init__(kubeconfig, log_path, resync_seconds)
+        verbose = ("--verbose",) if os.environ.get("E2E_OPERATOR_VERBOSE") else ()
+        scope = tuple(arg for ns in namespaces for arg in ("--namespace", ns))
+        super().__init__(kubeconfig, log_path, resync_seconds, extra_args=(*verbose, *scope))
         self.namespaces = namespaces
-
-    def start(self) -> None:
-        env = dict(os.environ)
-        env["KUBECONFIG"] = str(self.kubeconfig)
-        env["OLLAMA_OPERATOR_RESYNC_SECONDS"] = str(self.resync_seconds)
-        env["OLLAMA_OPERATOR_IMAGE"] = "ollama-operator:test"
-        scope = [arg for ns in self.namespaces for arg in ("--namespace", ns)]
-        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "ollama_operator.cli",
-                "run",
-                "--liveness=",
-                "--metrics-port=0",
-                *(["--verbose"] if os.environ.get("E2E_OPERATOR_VERBOSE") else []),
-                *scope,
-            ],
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-            cwd=REPO_ROOT,
-        )
-        time.sleep(0.5)
-        if self.proc.poll() is not None:
-            raise RuntimeError(f"operator exited at once; see {self.log_path}:\n{self.log_tail()}")
 
 
 def cluster_wide_operators() -> list[str]:

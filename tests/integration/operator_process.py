@@ -66,10 +66,18 @@ def service_account_kubeconfig(kubectl: Kubectl, path: Path) -> Path:
 class OperatorProcess:
     """``python -m ollama_operator.cli run`` in the background, restartable and killable."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, resync_seconds: int = 10) -> None:
+    def __init__(
+        self,
+        kubeconfig: Path,
+        log_path: Path,
+        resync_seconds: int = 10,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.resync_seconds = resync_seconds
+        #: More `ollama-operator run` flags, e.g. ("--namespace", "ns") to scope it.
+        self.extra_args = extra_args
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
@@ -80,7 +88,15 @@ class OperatorProcess:
         env["OLLAMA_OPERATOR_IMAGE"] = "ollama-operator:test"
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "ollama_operator.cli", "run", "--liveness=", "--metrics-port=0"],
+            [
+                sys.executable,
+                "-m",
+                "ollama_operator.cli",
+                "run",
+                "--liveness=",
+                "--metrics-port=0",
+                *self.extra_args,
+            ],
             env=env,
             stdout=self._log,
             stderr=subprocess.STDOUT,

@@ -147,10 +147,12 @@ class Kube:
             raise
         return True
 
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        """Merge-patch the OllamaServer's status subresource."""
+    async def patch_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Merge-patch the OllamaServer's status subresource; returns the updated object."""
         path = resource_path(f"{API_GROUP}/{API_VERSION}", "OllamaServer", namespace, name)
-        await self._call(
+        return await self._call(
             "PATCH",
             f"{path}/status",
             body={"status": status},

@@ -113,6 +113,11 @@ class Reconciler:
         self._secret_seen: dict[tuple[str, str, str], float] = {}
         self._last_error: dict[tuple[str, str], str] = {}
         self._tokens: dict[tuple[str, str], str] = {}
+        #: Per server: (resourceVersion the last status write was computed from, the status
+        #: written). The watch cache lags our own writes; a reconcile that still sees the
+        #: old version must compare against what was written, or it writes (and posts
+        #: Events) twice.
+        self._written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
         #: Called with (namespace, name) after the sidecar config changed (the poller's poke).
         self.on_config_applied: Callable[[tuple[str, str]], None] | None = None
 
@@ -125,6 +130,7 @@ class Reconciler:
         self._locks.pop((namespace, name), None)
         self._last_error.pop((namespace, name), None)
         self._tokens.pop((namespace, name), None)
+        self._written.pop((namespace, name), None)
         with contextlib.suppress(KeyError):
             metrics.SERVER_READY.remove(namespace, name)
         for key in [k for k in self._secret_seen if k[:2] == (namespace, name)]:
@@ -154,8 +160,18 @@ class Reconciler:
         finally:
             self._waiting.discard(key)
 
+    def _last_status(self, owner: Owner, body: Mapping[str, Any]) -> Mapping[str, Any]:
+        """The status to compare against: the cached one, unless our own newer write is not
+        in the cache yet."""
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        written = self._written.get((owner.namespace, owner.name))
+        if written is not None and written[0] == version:
+            return written[1]
+        return body.get("status") or {}
+
     async def _reconcile(self, owner: Owner, body: Mapping[str, Any], view: ClusterView) -> None:
-        old_status = body.get("status") or {}
+        old_status = self._last_status(owner, body)
+        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
         try:
             spec = OllamaServerSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:
@@ -176,6 +192,7 @@ class Reconciler:
         metrics.SERVER_READY.labels(owner.namespace, owner.name).set(1 if ready else 0)
         if status_changed(status, old_status):
             await self.kube.patch_status(owner.namespace, owner.name, status)
+            self._written[(owner.namespace, owner.name)] = (version, {**old_status, **status})
             metrics.STATUS_WRITES.inc()
             # Derived from the stored status, so a restart never repeats an Event.
             for event in transitions(old_status.get("models") or [], status.get("models") or []):

@@ -149,3 +149,21 @@ async def test_invalid_stored_spec_is_reported_not_raised() -> None:
     assert ready["reason"] == "InvalidSpec"
     assert "spec.replicas" in ready["message"]
     assert not [c for c in kube.calls if c[0] == "apply"]
+
+
+async def test_a_stale_cache_does_not_write_or_announce_twice() -> None:
+    """Until the watch delivers our own status write, the cached body is one version old."""
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    body = server(models=[{"name": "m"}])
+    body["metadata"]["resourceVersion"] = "100"
+    reports = {"demo-0": {"models": [{"name": "m", "phase": "Pulling", "progress": 5}]}}
+    view = ClusterView(pods=[{"metadata": {"name": "demo-0"}, "status": {}}], reports=reports)
+    await reconciler.reconcile(body, view)
+    await reconciler.reconcile(body, view)  # same stale body: nothing new to say
+    assert kube.calls.count(("status", "demo")) == 1
+    assert kube.calls.count(("event", "PullStarted")) == 1
+    body["metadata"]["resourceVersion"] = "101"  # the cache caught up with our write
+    body["status"] = kube.status
+    await reconciler.reconcile(body, view)
+    assert kube.calls.count(("status", "demo")) == 1
