@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -31,7 +32,7 @@ from typing import Any
 
 from bench.loadgen import run_wrk
 from bench.settings import Settings
-from bench.targets import python, start_sidecar, start_upstream
+from bench.targets import python, start_passthrough, start_sidecar, start_upstream
 
 log = logging.getLogger("bench.profile")
 
@@ -39,21 +40,29 @@ log = logging.getLogger("bench.profile")
 INTERVAL = 0.0005
 
 
-def run_profile(settings: Settings, workdir: Path, outdir: Path) -> dict[str, Any]:
-    """Profile a sidecar under wrk load; returns the profile's text and what the load was."""
-    outdir.mkdir(parents=True, exist_ok=True)
-    upstream, upstream_port = start_upstream(settings, workdir)
-    target = None
+LOADS = ((False, 64), (True, 64), (False, 1))
+
+
+def _profiled(
+    what: str, settings: Settings, workdir: Path, outdir: Path, upstream_port: int
+) -> dict[str, Any]:
+    """Run ``what`` (sidecar or passthrough) under the profiler and the wrk loads."""
+    wrapper = [python(), "-m", "bench.profile_sidecar", "--out", str(outdir), "--what", what]
+    if what == "sidecar":
+        target = start_sidecar(upstream_port, workdir, name="sidecar-profiled", wrapper=wrapper)
+    else:
+        target = start_passthrough(
+            upstream_port, workdir, name="passthrough-profiled", wrapper=wrapper
+        )
+    assert target.service is not None
     loads = []
     try:
-        wrapper = [python(), "-m", "bench.profile_sidecar", "--out", str(outdir)]
-        target = start_sidecar(upstream_port, workdir, name="sidecar-profiled", wrapper=wrapper)
-        for stream, connections, seconds in (
-            (False, 16, settings.warmup_s),
-            (False, settings.connections, settings.profile_s),
-            (True, settings.connections, settings.profile_s),
-            (False, 1, settings.profile_s / 2),
-        ):
+        warm = target.request("bench", stream=False)
+        run_wrk(
+            target.port, warm.path, warm.body, target.key, connections=16, seconds=settings.warmup_s
+        )
+        for stream, connections in LOADS:
+            seconds = settings.profile_s if connections > 1 else settings.profile_s / 2
             request = target.request("bench", stream=stream)
             result = run_wrk(
                 target.port,
@@ -69,27 +78,66 @@ def run_profile(settings: Settings, workdir: Path, outdir: Path) -> dict[str, An
                     "connections": connections,
                     "seconds": result.seconds,
                     "rps": result.rps,
+                    "requests": result.requests,
                 }
             )
-            log.info("profiled load: stream=%s c=%d: %.0f req/s", stream, connections, result.rps)
-        assert target.service is not None
+            log.info(
+                "profiled %s: stream=%s c=%d: %.0f req/s", what, stream, connections, result.rps
+            )
         code = target.service.interrupt(timeout=120)
         if code != 0:
             raise target.service.fail(f"exited {code}")
     finally:
-        if target is not None and target.service is not None:
-            target.service.stop()
-        upstream.stop()
+        target.service.stop()
     session = outdir / "profile.pyisession"
-    summary = summarize(session)
+    summary, self_all = summarize(session)
+    requests = sum(x["requests"] for x in loads)
+    return {
+        "loads": loads,
+        "summary": summary,
+        "cpu_us_per_request": summary["busy_s"] / requests * 1e6 if requests else None,
+        "self_all": self_all,
+        "requests": requests,
+        "session": session,
+    }
+
+
+def run_profile(settings: Settings, workdir: Path, outdir: Path) -> dict[str, Any]:
+    """Profile the bare pass-through, then the sidecar, under the same wrk loads.
+
+    The pass-through's profile is the baseline: per request, the sidecar's extra CPU time by
+    function is what its own features (and the way it drives aiohttp) cost.
+    """
+    upstream, upstream_port = start_upstream(settings, workdir)
+    try:
+        base = _profiled("passthrough", settings, workdir, outdir / "passthrough", upstream_port)
+        side = _profiled("sidecar", settings, workdir, outdir / "sidecar", upstream_port)
+    finally:
+        upstream.stop()
+    diff = []
+    for key in set(side["self_all"]) | set(base["self_all"]):
+        ours = side["self_all"].get(key, 0.0) / side["requests"] * 1e6
+        theirs = base["self_all"].get(key, 0.0) / base["requests"] * 1e6
+        diff.append((key, ours, theirs, ours - theirs))
+    diff.sort(key=lambda row: row[3], reverse=True)
+    session = side["session"]
+    summary = side["summary"]
     (outdir / "profile-flat.txt").write_text(flat_text(summary))
     (outdir / "profile-tree.txt").write_text(top_tree(session, threshold=0.002, depth=40))
+    shutil.copy(session, outdir / "profile.pyisession")
     return {
         "interval_s": INTERVAL,
-        "loads": loads,
+        "loads": side["loads"],
         "tree": top_tree(session),
         "flat": (outdir / "profile-flat.txt").read_text(),
         "summary": summary,
+        "cpu_us_per_request": side["cpu_us_per_request"],
+        "passthrough": {
+            "loads": base["loads"],
+            "summary": base["summary"],
+            "cpu_us_per_request": base["cpu_us_per_request"],
+        },
+        "extra_us_per_request": diff[:25],
     }
 
 
@@ -116,13 +164,13 @@ def _package(path: str) -> str:
     return head.removesuffix(".py")
 
 
-def summarize(session_path: Path, top: int = 40) -> dict[str, Any]:
+def summarize(session_path: Path, top: int = 40) -> tuple[dict[str, Any], dict[str, float]]:
     """Self time by function and package, inclusive time of ollama_operator's functions."""
     from pyinstrument.session import Session
 
     root = Session.load(str(session_path)).root_frame()
     if root is None:
-        return {"total_s": 0.0}
+        return {"total_s": 0.0, "busy_s": 0.0, "idle_s": 0.0}, {}
     by_function: dict[str, float] = {}
     by_package: dict[str, float] = {}
     inclusive: dict[str, float] = {}
@@ -162,7 +210,7 @@ def summarize(session_path: Path, top: int = 40) -> dict[str, Any]:
         "self_by_function": ranked(by_function, top),
         "self_by_package": ranked(by_package, 12),
         "inclusive_ollama_operator": ranked(inclusive, 30),
-    }
+    }, by_function
 
 
 class _Node:
@@ -241,20 +289,25 @@ def flat_text(summary: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The wrapper: ``ollama-operator sidecar --config CONFIG`` under pyinstrument."""
+    """The wrapper: the sidecar (``CONFIG``) or the pass-through (its arguments) profiled."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("config")
-    args = parser.parse_args(argv)
+    parser.add_argument("--what", choices=("sidecar", "passthrough"), default="sidecar")
+    args, rest = parser.parse_known_args(argv)
     from pyinstrument import Profiler
-
-    from ollama_operator.sidecar.app import main as sidecar_main
 
     profiler = Profiler(interval=INTERVAL, async_mode="disabled")
     started = time.monotonic()
     profiler.start()
     try:
-        code = sidecar_main(args.config)
+        if args.what == "sidecar":
+            from ollama_operator.sidecar.app import main as sidecar_main
+
+            code = sidecar_main(rest[-1])
+        else:
+            from bench.passthrough import main as passthrough_main
+
+            code = passthrough_main(rest)
     finally:
         session = profiler.stop()
         logging.getLogger(__name__).info("profiled %.1f s", time.monotonic() - started)

@@ -688,12 +688,14 @@ def _reading(numbers: Numbers, results: dict[str, Any], w: Any) -> None:
         )
         w("")
         w(
-            "DESIGN.md §8's reference (nginx ~8,500 req/s, a pass-through at 0.55× it) had "
-            "nginx held back by its upstream. This upstream answers "
-            f"{_num(direct_rps)} req/s on its own, so nginx runs at its own speed "
-            f"({_num(nginx_rps)} req/s): the ratio now compares a C proxy with a Python one, "
-            "not two proxies behind one slow upstream. Against the Python floor measured "
-            f"beside it the sidecar stands at {_num(sc_pt, '{:.2f}')}×; against LiteLLM, "
+            "DESIGN.md §8's reference (nginx ~8,500 req/s, a pass-through at 0.55× it, i.e. "
+            "~4,700 req/s) puts the pass-through where it is here "
+            f"({_num(pt_rps)} req/s); what differs is nginx. One nginx worker relays far more "
+            "than 8,500 req/s when its upstream and client keep up: this upstream answers "
+            f"{_num(direct_rps)} req/s on its own and wrk is C, so nginx runs at its own speed "
+            f"({_num(nginx_rps)} req/s) and the ratio compares a C relay with a Python one. "
+            f"Against the Python floor measured beside it the sidecar stands at "
+            f"{_num(sc_pt, '{:.2f}')}×; against LiteLLM, "
             f"{_num(_ratio(sidecar_rps, numbers.stat('litellm', 'load', 'rps')), '{:.0f}')}×."
             " Closing the gap to nginx needs a different relay, not a faster pipeline: see "
             "the proposals in section 3."
@@ -752,33 +754,51 @@ def _profile_section(numbers: Numbers, results: dict[str, Any], w: Any) -> None:
     summary = profile["summary"]
     _measured_on(results, "profile", w)
     loads = profile.get("loads") or []
-    measured = [x for x in loads[1:]]  # the first load is the warm-up
-    requests = sum(x["rps"] * x["seconds"] for x in measured)
+    # Older results kept the warm-up as the first load; it has 16 connections.
+    measured = [x for x in loads if x["connections"] != 16]
     w(
         "pyinstrument (sampling every "
         f"{profile.get('interval_s', 0) * 1e3:g} ms, `async_mode` off, so the samples are the "
-        "event loop thread's real stacks) on a sidecar configured as in section 1, under wrk: "
+        "event loop thread's real stacks) on a sidecar configured as in section 1, then on "
+        "the bare pass-through, each under the same wrk loads: "
         + ", ".join(
             f"{'streamed' if x['stream'] else 'one-document'} answers at {x['connections']} "
-            f"connection(s) ({x['rps']:,.0f} req/s under the profiler)"
+            f"connection(s) ({x['rps']:,.0f} req/s for the sidecar under the profiler)"
             for x in measured
         )
-        + ". `bench/results/profile-tree.txt` holds the call tree down to 0.2 % of the time; "
-        "the raw session (`pyinstrument --load`) stays in the run's log directory."
+        + ". `bench/results/profile-tree.txt` holds the sidecar's call tree down to 0.2 % of "
+        "the time; the raw session (`pyinstrument --load`) stays in the run's log directory."
     )
     w("")
     busy = summary.get("busy_s", 0.0)
+    ours = profile.get("cpu_us_per_request")
+    base = _get(profile, "passthrough", "cpu_us_per_request")
     w(
         f"Profiled {summary.get('total_s', 0):.1f} s: the event loop was busy "
         f"{busy:.1f} s and idle {summary.get('idle_s', 0):.1f} s"
         + (
-            f"; about **{busy / requests * 1e6:.0f} µs of CPU per request** (under the "
-            "profiler, which slows Python code down)."
-            if requests
+            f"; **{ours:.0f} µs of CPU per request** for the sidecar"
+            + (f" against **{base:.0f} µs** for the bare pass-through" if base else "")
+            + " (both under the profiler, which slows Python code down; the ratio is what "
+            "counts)."
+            if ours
             else "."
         )
     )
     w("")
+    extra = profile.get("extra_us_per_request") or []
+    if extra and ours and base:
+        w(
+            f"**Where the sidecar's extra {ours - base:.0f} µs per request go** — self time per "
+            "request, sidecar minus pass-through, by function (positive: the sidecar spends "
+            "more):"
+        )
+        w("")
+        w("| function | sidecar µs/req | pass-through µs/req | extra µs/req |")
+        w("|---|---|---|---|")
+        for name, mine, theirs, delta in extra[:15]:
+            w(f"| `{name}` | {mine:.1f} | {theirs:.1f} | {delta:+.1f} |")
+        w("")
     w("Self time by package (share of the busy time):")
     w("")
     w("| package | seconds | share |")
@@ -794,7 +814,10 @@ def _profile_section(numbers: Numbers, results: dict[str, Any], w: Any) -> None:
         w(f"{pct:5.1f}%  {sec:7.3f} s  {name}")
     w("```")
     w("")
-    w("The sidecar's own functions, inclusive time (callees included):")
+    w(
+        "The sidecar's functions and the two halves of the relay in aiohttp, inclusive time "
+        "(callees included):"
+    )
     w("")
     w("```")
     for name, sec, pct in summary.get("inclusive_ollama_operator") or []:
@@ -869,37 +892,78 @@ def _profile_reading(summary: dict[str, Any], results: dict[str, Any], w: Any) -
         "leave the sidecar where the pass-through is."
     )
     w("")
+    extra_rows = _get(results, "profile", "extra_us_per_request") or []
+
+    def extra(*prefixes: str) -> float:
+        """Extra self time per request (µs, sidecar − pass-through) of matching functions."""
+        return float(sum(row[3] for row in extra_rows if row[0].startswith(prefixes)))
+
+    timers = extra(
+        *(f"{f}  asyncio/timeouts" for f in ("reschedule", "__init__", "__aenter__", "__aexit__"))
+    )
+    timers += extra("timeout  asyncio/timeouts")
+    metric_us = extra(
+        "inc  prometheus_client",
+        "observe  prometheus_client",
+        "usage  ollama_operator/sidecar/metrics",
+        "request  ollama_operator/sidecar/metrics",
+    )
+    usage_us = extra("parse_usage ", "Pattern.search ", "last_line ")
+    traceback_us = extra("compile ")
+    bodies = extra("forward  ollama_operator", "handle  ollama_operator")
+    per_req = bool(extra_rows)
+
+    def cite(share: str, us: float) -> str:
+        return f"{share}; {us:+.1f} µs/request over the pass-through" if per_req else share
+
     w("### Improvements the profile points to")
+    w("")
+    w(
+        "µs/request figures are from the side-by-side profiles (sidecar minus pass-through, "
+        "under the profiler: read them as proportions)."
+    )
     w("")
     w("| where | change | evidence | expected gain |")
     w("|---|---|---|---|")
     w(
-        "| `sidecar/proxy.py`, `Upstream.forward`, stream loop | arm one idle timer per stream "
-        "(`loop.call_at`) that, when it fires, checks the time of the last chunk and re-arms "
-        "for the remainder, instead of `deadline.reschedule(now + idle)` after every chunk "
-        "(which cancels and re-creates a timer handle each time) "
-        f"| `asyncio.Timeout.reschedule` {reschedule:.1f}% self time "
-        f"| ≈ {reschedule:.0f}% CPU on streamed answers, a few µs per chunk |"
+        "| `sidecar/proxy.py`, `Upstream.forward` | one timer handle per request, armed once "
+        "(`loop.call_at`) and checked lazily when it fires (re-armed for the remainder if a "
+        "chunk arrived meanwhile), instead of `async with asyncio.timeout()` plus "
+        "`deadline.reschedule(...)` at each phase and after every chunk (each reschedule "
+        "cancels a timer handle and pushes a new one on the loop's heap) "
+        f"| {cite(f'`asyncio.Timeout` {reschedule:.1f}% self time', timers)} "
+        f"| ≈ {reschedule:.0f}% CPU, more on long streams; a few µs per chunk |"
     )
     w(
         "| `sidecar/metrics.py`, `GatewayMetrics.request` / `usage` / `stream_timers` | count "
         "in plain ints and bucket lists (one event loop needs no lock) and export them with a "
         "custom collector at scrape time, instead of `Counter.inc` / `Histogram.observe` per "
-        f"request and per chunk | prometheus_client {prometheus:.1f}% "
+        f"request and per chunk | {cite(f'prometheus_client {prometheus:.1f}%', metric_us)} "
         f"| ≈ {prometheus * 2 / 3:.1f}% CPU |"
     )
     w(
         "| `sidecar/usage.py`, `parse_usage` | take the last line first (`rfind`), skip lines "
         'without `"done":true`, one combined regex instead of three searches '
-        f"| `parse_usage` {usage:.1f}% inclusive | ≈ {usage / 2:.1f}% CPU |"
+        f"| {cite(f'`parse_usage` {usage:.1f}% inclusive', usage_us)} "
+        f"| ≈ {usage / 2:.1f}% CPU |"
     )
     w(
         "| `sidecar/proxy.py`, `Upstream.forward`, stream loop | catch `ConnectionResetError` "
         "(aiohttp's `ClientConnectionResetError`) around `response.write` / `write_eof`, close "
         "the upstream answer, record 499 and return the response: today a client leaving "
         "mid-stream escapes `Gateway.handle` and aiohttp logs `Error handling request` with "
-        f"a full traceback at ERROR ({resets} times in section 1's run, each a few ms of "
-        "traceback formatting) | the sidecar's log | no ERROR noise; CPU in disconnect storms |"
+        f"a full traceback at ERROR ({resets} times in section 1's run) "
+        f"| {cite('the sidecar log; `compile` (traceback formatting)', traceback_us)} "
+        "| no ERROR noise; no traceback formatting in disconnect storms |"
+    )
+    w(
+        "| `sidecar/gateway.py` `Gateway.handle`, `sidecar/proxy.py` `Upstream.forward` | the "
+        "two coroutines' own bodies, which the sampling profiler charges with the C calls "
+        "they make. A line-level profile of both (line_profiler, by hand) spreads it over "
+        "the lines above — the timeout context and its reschedules, `GatewayMetrics.usage`, "
+        "`parse_usage`, `GatewayMetrics.request`, `KeyRing.authenticate`, `parse_body`, a few "
+        "µs each — with no single line beyond them; the rows above are the fix "
+        f"| {cite('self time of both', bodies)} | (counted in the rows above) |"
     )
     w(
         "| `sidecar/proxy.py`, `Upstream` | a dedicated keep-alive HTTP/1.1 client for the one "
@@ -914,7 +978,7 @@ def _profile_reading(summary: dict[str, Any], results: dict[str, Any], w: Any) -
     w(
         "None of these closes the distance to nginx: that would take the relay out of Python "
         "(or aiohttp's server and client both replaced). The first four are cheap and safe; "
-        "the fifth is a rewrite of the relay and needs the retry, timeout and breaker tests "
+        "the last is a rewrite of the relay and needs the retry, timeout and breaker tests "
         "to hold."
     )
     w("")

@@ -222,24 +222,16 @@ def start_litellm(upstream: int, workdir: Path) -> Target:
     return Target("litellm", port, openai=True, key=LITELLM_KEY, service=service)
 
 
-def start_passthrough(upstream: int, workdir: Path) -> Target:
-    service = Service(
-        "passthrough",
-        [
-            python(),
-            "-m",
-            "bench.passthrough",
-            "--upstream",
-            f"http://127.0.0.1:{upstream}",
-            "--port",
-            "0",
-        ],
-        workdir / "passthrough.log",
-        cwd=REPO,
-    )
+def start_passthrough(
+    upstream: int, workdir: Path, *, name: str = "passthrough", wrapper: list[str] | None = None
+) -> Target:
+    """:mod:`bench.passthrough` (or ``wrapper + its arguments``, e.g. under a profiler)."""
+    args = ["--upstream", f"http://127.0.0.1:{upstream}", "--port", "0"]
+    argv = [*wrapper, *args] if wrapper else [python(), "-m", "bench.passthrough", *args]
+    service = Service(name, argv, workdir / f"{name}.log", cwd=REPO)
     service.start()
     port = int(service.wait_log("PORT ", 30))
-    return Target("passthrough", port, service=service)
+    return Target(name, port, service=service)
 
 
 def sidecar_config(upstream: int, workdir: Path, name: str) -> tuple[Path, int, int]:
