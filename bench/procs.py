@@ -130,7 +130,10 @@ class Service:
             return ""
 
     def fail(self, why: str) -> ServiceError:
-        return ServiceError(f"{self.name}: {why}; log {self.log_path}:\n{self.log_tail()}")
+        """The error to raise when the server did not start; the process is stopped first."""
+        tail = self.log_tail()
+        self.stop(grace=5.0)
+        return ServiceError(f"{self.name}: {why}; log {self.log_path}:\n{tail}")
 
     def wait_log(self, prefix: str, timeout: float) -> str:
         """Wait for a log line starting with ``prefix``; returns the rest of that line."""
