@@ -53,6 +53,24 @@ def plain(value: Any) -> Any:
     return value
 
 
+#: Metadata the reconcile never reads, and the largest part of many objects.
+_UNREAD_METADATA = ("managedFields",)
+_UNREAD_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def cached(body: Mapping[str, Any]) -> dict[str, Any]:
+    """What a watch cache keeps of an object: everything but managedFields and
+    kubectl's last-applied copy (the operator's memory grows with every object)."""
+    copy: dict[str, Any] = plain(body)
+    meta = copy.get("metadata") or {}
+    for key in _UNREAD_METADATA:
+        meta.pop(key, None)
+    annotations = meta.get("annotations") or {}
+    for key in _UNREAD_ANNOTATIONS:
+        annotations.pop(key, None)
+    return copy
+
+
 def _owner_key(namespace: str | None, labels: Mapping[str, str]) -> Key | None:
     instance = labels.get(INSTANCE)
     if namespace is None or instance is None:
@@ -81,14 +99,14 @@ def _trim_pod(body: Mapping[str, Any]) -> dict[str, Any]:
 def servers_idx(
     namespace: str | None, name: str, body: kopf.Body, **_: Any
 ) -> dict[Key, Any] | None:
-    return None if namespace is None else {(namespace, name): plain(body)}
+    return None if namespace is None else {(namespace, name): cached(body)}
 
 
 def _child_index(
     namespace: str | None, labels: kopf.Labels, body: kopf.Body, **_: Any
 ) -> dict[Key, Any] | None:
     key = _owner_key(namespace, labels)
-    return None if key is None else {key: plain(body)}
+    return None if key is None else {key: cached(body)}
 
 
 def _pod_index(

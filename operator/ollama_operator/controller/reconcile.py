@@ -73,6 +73,14 @@ class ClusterView:
         return None
 
 
+def _version(obj: Mapping[str, Any] | None) -> str | None:
+    return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion", ""))
+
+
+def _owned_name(child: str, server: str) -> bool:
+    return child == server or child.startswith(f"{server}-")
+
+
 def _decode_token(secret: Mapping[str, Any]) -> str:
     raw = (secret.get("data") or {}).get(TOKEN_KEY, "")
     try:
@@ -118,6 +126,10 @@ class Reconciler:
         #: old version must compare against what was written, or it writes (and posts
         #: Events) twice.
         self._written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
+        #: Per child (kind, namespace, name): (resourceVersion the cache showed when we
+        #: applied, the manifest applied). The same lag as for the status: until the cache
+        #: shows a newer version, re-applying the same manifest would only repeat a write.
+        self._applied: dict[tuple[str, str, str], tuple[str | None, dict[str, Any]]] = {}
         #: Called with (namespace, name) after the sidecar config changed (the poller's poke).
         self.on_config_applied: Callable[[tuple[str, str]], None] | None = None
 
@@ -131,6 +143,8 @@ class Reconciler:
         self._last_error.pop((namespace, name), None)
         self._tokens.pop((namespace, name), None)
         self._written.pop((namespace, name), None)
+        for key in [k for k in self._applied if k[1] == namespace and _owned_name(k[2], name)]:
+            del self._applied[key]
         with contextlib.suppress(KeyError):
             metrics.SERVER_READY.remove(namespace, name)
         for key in [k for k in self._secret_seen if k[:2] == (namespace, name)]:
@@ -230,10 +244,16 @@ class Reconciler:
         for child in build_children(owner, spec, self.ctx):
             kind, name = child["kind"], child["metadata"]["name"]
             live = view.live(kind, name)
+            memo_key = (kind, owner.namespace, name)
             if not needs_apply(child, dict(live) if live is not None else None):
+                self._applied.pop(memo_key, None)  # the cache shows our apply: forget it
                 continue
+            seen = _version(live)
+            if self._applied.get(memo_key) == (seen, child):
+                continue  # applied already; the cache has not caught up yet
             try:
                 await self.kube.apply(child)
+                self._applied[memo_key] = (seen, child)
                 metrics.APPLIES.labels(kind).inc()
                 log.info("applied %s %s/%s", kind, owner.namespace, name)
                 if kind == "ConfigMap" and self.on_config_applied is not None:

@@ -49,3 +49,19 @@ def test_pods_are_trimmed_to_what_status_reads() -> None:
         "spec": {"nodeName": "n"},
         "status": {"phase": "Running", "podIP": "127.1.1.5"},
     }
+
+
+def test_cache_drops_what_the_reconcile_never_reads() -> None:
+    body = {
+        "metadata": {
+            "name": "x",
+            "managedFields": [{"manager": "kubectl"}],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{}", "a": "b"},
+        },
+        "spec": {"replicas": 1},
+    }
+    assert handlers.cached(body) == {
+        "metadata": {"name": "x", "annotations": {"a": "b"}},
+        "spec": {"replicas": 1},
+    }
+    assert "managedFields" in body["metadata"], "the original is left alone"

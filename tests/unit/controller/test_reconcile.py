@@ -167,3 +167,39 @@ async def test_a_stale_cache_does_not_write_or_announce_twice() -> None:
     body["status"] = kube.status
     await reconciler.reconcile(body, view)
     assert kube.calls.count(("status", "demo")) == 1
+
+
+async def test_a_lagging_cache_does_not_repeat_applies() -> None:
+    """Children applied a moment ago are not applied again before the cache shows them."""
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    await reconciler.reconcile(server(), ClusterView())
+    await reconciler.reconcile(server(), ClusterView())  # the cache still has nothing
+    applies = [k for verb, k in kube.calls if verb == "apply"]
+    assert applies == ["ConfigMap", "Service", "Service", "StatefulSet"]
+    # Once the cache shows the object, a real drift is repaired again.
+    body = server()
+    view = view_from(build_children(owner_of(body), make_spec(), BuildContext()))
+    assert view.statefulset is not None
+    view.statefulset["metadata"]["resourceVersion"] = "7"  # type: ignore[index]
+    view.statefulset["spec"]["replicas"] = 3  # type: ignore[index]
+    kube.calls.clear()
+    await reconciler.reconcile(body, view)
+    assert [k for verb, k in kube.calls if verb == "apply"] == ["StatefulSet"]
+
+
+async def test_a_child_deleted_after_the_cache_saw_it_comes_back() -> None:
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    body = server()
+    await reconciler.reconcile(body, ClusterView())
+    children = build_children(owner_of(body), make_spec(), BuildContext())
+    await reconciler.reconcile(body, view_from(children))  # the cache caught up
+    kube.calls.clear()
+    await reconciler.reconcile(body, ClusterView())  # ... and then everything was deleted
+    assert [k for verb, k in kube.calls if verb == "apply"] == [
+        "ConfigMap",
+        "Service",
+        "Service",
+        "StatefulSet",
+    ]
