@@ -242,9 +242,14 @@ class Gateway:
         except GatewayError as err:
             code = err.status
             return error_response(err, openai=openai, extra=extra)
-        except (asyncio.CancelledError, ConnectionError):
+        except asyncio.CancelledError:
             code = CLIENT_CLOSED
             raise
+        except ConnectionError:
+            # The client left mid-answer (the upstream answer was closed in forward()):
+            # nothing to report to anyone, and no traceback in the log.
+            code = CLIENT_CLOSED
+            return web.Response(status=CLIENT_CLOSED)
         except Exception:
             log.exception("unexpected error answering %s %s", method, name)
             return error_response(
