@@ -31,7 +31,7 @@ LABELS = {
 }
 ORDER = ("direct", "nginx", "litellm", "passthrough", "sidecar")
 
-# DESIGN.md §8.
+# The project's performance targets (README, docs/benchmarks.md).
 TARGET_ADDED_P50_MS = 0.5
 TARGET_ADDED_P99_MS = 2.0
 TARGET_X_NGINX = 0.5
@@ -246,7 +246,7 @@ def plot(numbers: Numbers, path: Path, title: str) -> bool:
 
 
 def target_line(ax: Any, y: float, label: str) -> None:
-    """A dashed line at a DESIGN.md target, labelled at the right."""
+    """A dashed line at a performance target, labelled at the right."""
     ax.axhline(y, color="#c1121f", linestyle="--", linewidth=0.8)
     ax.annotate(
         label,
@@ -315,7 +315,7 @@ def render(results: dict[str, Any], plot_path: Path = PLOT) -> str:
 
 
 def _targets_section(numbers: Numbers, results: dict[str, Any], w: Any) -> None:
-    w("## The targets (DESIGN.md §8)")
+    w("## The targets")
     w("")
     w("| target | goal | measured | |")
     w("|---|---|---|---|")
@@ -688,8 +688,8 @@ def _reading(numbers: Numbers, results: dict[str, Any], w: Any) -> None:
         )
         w("")
         w(
-            "DESIGN.md §8's reference (nginx ~8,500 req/s, a pass-through at 0.55× it, i.e. "
-            "~4,700 req/s) puts the pass-through where it is here "
+            "The reference the targets were set from (nginx ~8,500 req/s, a pass-through "
+            "at 0.55× it, i.e. ~4,700 req/s) puts the pass-through where it is here "
             f"({_num(pt_rps)} req/s); what differs is nginx. One nginx worker relays far more "
             "than 8,500 req/s when its upstream and client keep up: this upstream answers "
             f"{_num(direct_rps)} req/s on its own and wrk is C, so nginx runs at its own speed "
