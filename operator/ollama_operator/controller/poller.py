@@ -50,6 +50,7 @@ class StatusPoller:
         timeout: float = 2.0,
         concurrency: int = 32,
         port: int = ADMIN_PORT,
+        session: aiohttp.ClientSession | None = None,
     ) -> None:
         self._on_change = on_change
         self._token_for = token_for
@@ -62,7 +63,8 @@ class StatusPoller:
         self._misses: dict[Key, int] = {}
         self._due: dict[Key, float] = {}
         self._pods: dict[Key, Targets] = {}
-        self._session: aiohttp.ClientSession | None = None
+        #: The HTTP client; run() opens (and closes) one when none was given.
+        self._session = session
 
     def reports(self, key: Key) -> dict[str, Report]:
         """pod name → last report, for the pods that answered (empty: none did)."""
@@ -80,14 +82,17 @@ class StatusPoller:
 
     async def run(self, targets: Callable[[], Mapping[Key, Targets]], tick: float = 0.5) -> None:
         """Poll forever; ``targets`` returns the running pods of every server right now."""
-        self._session = aiohttp.ClientSession(timeout=self._timeout)
+        owned = self._session is None
+        if owned:
+            self._session = aiohttp.ClientSession()
         try:
             while True:
                 await self.poll_due(targets())
                 await asyncio.sleep(tick)
         finally:
-            await self._session.close()
-            self._session = None
+            if owned and self._session is not None:
+                await self._session.close()
+                self._session = None
 
     async def poll_due(self, current: Mapping[Key, Targets]) -> None:
         """One pass: poll the servers that are due, concurrently."""
@@ -147,7 +152,7 @@ class StatusPoller:
         url = f"http://{ip}:{self._port}/status"
         async with self._limit:
             try:
-                async with self._session.get(url, headers=headers) as resp:
+                async with self._session.get(url, headers=headers, timeout=self._timeout) as resp:
                     if resp.status != 200:
                         log.debug("GET %s: HTTP %d", url, resp.status)
                         return None

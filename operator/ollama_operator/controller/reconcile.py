@@ -174,18 +174,19 @@ class Reconciler:
         finally:
             self._waiting.discard(key)
 
-    def _last_status(self, owner: Owner, body: Mapping[str, Any]) -> Mapping[str, Any]:
+    def _last_status(
+        self, owner: Owner, body: Mapping[str, Any], version: str
+    ) -> Mapping[str, Any]:
         """The status to compare against: the cached one, unless our own newer write is not
         in the cache yet."""
-        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
         written = self._written.get((owner.namespace, owner.name))
         if written is not None and written[0] == version:
             return written[1]
         return body.get("status") or {}
 
     async def _reconcile(self, owner: Owner, body: Mapping[str, Any], view: ClusterView) -> None:
-        old_status = self._last_status(owner, body)
-        version = str((body.get("metadata") or {}).get("resourceVersion", ""))
+        version = _version(body) or ""
+        old_status = self._last_status(owner, body, version)
         try:
             spec = OllamaServerSpec.model_validate(body.get("spec") or {})
         except ValidationError as exc:

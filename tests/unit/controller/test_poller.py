@@ -50,9 +50,10 @@ async def test_reports_change_triggers_reconcile(sidecar: tuple[FakeSidecar, int
     async def on_change(key: tuple[str, str]) -> None:
         changes.append(key)
 
-    poller = StatusPoller(on_change, lambda key: "s3cret", fast=0, slow=0, port=port)
     async with aiohttp.ClientSession() as session:
-        poller._session = session
+        poller = StatusPoller(
+            on_change, lambda key: "s3cret", fast=0, slow=0, port=port, session=session
+        )
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
         assert poller.reports(KEY) == {"demo-0": fake.document}
         assert changes == [KEY]
@@ -72,9 +73,10 @@ async def test_wrong_token_or_dead_pod_gives_no_report(sidecar: tuple[FakeSideca
     async def on_change(key: tuple[str, str]) -> None:
         raise AssertionError("nothing changed")
 
-    poller = StatusPoller(on_change, lambda key: "wrong", fast=0, port=port, timeout=0.5)
     async with aiohttp.ClientSession() as session:
-        poller._session = session
+        poller = StatusPoller(
+            on_change, lambda key: "wrong", fast=0, port=port, timeout=0.5, session=session
+        )
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1", "demo-1": "127.0.0.254"}})
     assert poller.reports(KEY) == {}
 
@@ -87,10 +89,10 @@ async def test_cadence_fast_while_moving_slow_when_converged(
     async def on_change(key: tuple[str, str]) -> None:
         return None
 
-    poller = StatusPoller(on_change, lambda key: "s3cret", fast=1, slow=100, port=port)
-
     async with aiohttp.ClientSession() as session:
-        poller._session = session
+        poller = StatusPoller(
+            on_change, lambda key: "s3cret", fast=1, slow=100, port=port, session=session
+        )
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
         assert poller._due[KEY] - time.monotonic() < 2
         fake.document = {"models": [{"name": "a", "phase": "Ready"}]}
@@ -106,9 +108,10 @@ async def test_one_missed_answer_keeps_the_last_report(sidecar: tuple[FakeSideca
     async def on_change(key: tuple[str, str]) -> None:
         changes.append(key)
 
-    poller = StatusPoller(on_change, lambda key: "s3cret", fast=0, slow=0, port=port)
     async with aiohttp.ClientSession() as session:
-        poller._session = session
+        poller = StatusPoller(
+            on_change, lambda key: "s3cret", fast=0, slow=0, port=port, session=session
+        )
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
         assert poller.reports(KEY)
         poller._token_for = lambda key: "wrong"  # the sidecar now refuses us
