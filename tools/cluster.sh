@@ -97,6 +97,13 @@ options:
   kubectlBinary: ${BIN[kubectl]}
   kwokControllerBinary: ${BIN[kwok]}
   cacheDir: $KWOK_WORKDIR/cache
+  # kwok plays a node's kubelet only while it holds the node's Lease. kwokctl
+  # multiplies heartbeats by 5 by default (Leases of 200 s, renewed every 50 s),
+  # so a restarted cluster's new kwok waited up to minutes for the old Leases to
+  # expire before any pod turned Running. Four nodes need no such thinning:
+  # 40 s Leases, renewed every 10 s, node status every 10 s.
+  heartbeatFactor: 1
+  nodeLeaseDurationSeconds: 40
 componentsPatches:
   - name: kube-apiserver
     extraArgs:
@@ -125,10 +132,43 @@ options:
 EOF
 }
 
+# Was the existing cluster made from the configuration this script writes now?
+# (kwokctl keeps a cluster's settings; a changed version or option needs a new one.)
+config_current() { # <saved config path>
+	local fresh
+	[[ -f "$1" ]] || return 1
+	fresh="$(mktemp)"
+	write_config "$fresh"
+	if cmp -s "$fresh" "$1"; then rm -f "$fresh"; return 0; fi
+	rm -f "$fresh"
+	return 1
+}
+
 wait_ready() {
 	local deadline=$((SECONDS + READY_TIMEOUT))
 	until apiserver_ready; do
 		((SECONDS < deadline)) || die "kube-apiserver not ready after ${READY_TIMEOUT}s; see 'tools/cluster.sh kwokctl logs kube-apiserver'"
+		sleep 1
+	done
+}
+
+# Node names in tools/cluster/nodes.yaml.
+node_names() { sed -n -E 's/^  name: ([a-z0-9-]+)$/\1/p' "$TOOLS_DIR/cluster/nodes.yaml"; }
+
+# kwok plays a node's kubelet only while it holds the node's Lease. A restarted
+# cluster still lists its nodes Ready (the status in etcd is old), but until the
+# new kwok has taken each Lease over no pod on it turns Running. Wait for a
+# renewal at or after <since> (UTC, YYYY-MM-DDTHH:MM:SS) on every node's Lease.
+wait_leases() { # <since>
+	local since="$1" deadline=$((SECONDS + READY_TIMEOUT)) node renewed stale
+	while :; do
+		stale=()
+		for node in $(node_names); do
+			renewed="$(kubectl -n kube-node-lease get lease "$node" -o jsonpath='{.spec.renewTime}' 2>/dev/null || true)"
+			[[ -n "$renewed" && ! "${renewed:0:19}" < "$since" ]] || stale+=("$node")
+		done
+		[[ ${#stale[@]} -eq 0 ]] && return 0
+		((SECONDS < deadline)) || die "kwok has not taken over node(s) ${stale[*]} after ${READY_TIMEOUT}s; see 'tools/cluster.sh kwokctl logs kwok-controller'"
 		sleep 1
 	done
 }
@@ -166,6 +206,13 @@ up() {
 	exec 8>"$CACHE_DIR/.cluster.lock"
 	flock 8
 
+	local since started=0 config="$CACHE_DIR/kwokctl-config.yaml"
+	since="$(date -u +%Y-%m-%dT%H:%M:%S)"
+	if cluster_exists && ! config_current "$config"; then
+		log "cluster '$CLUSTER_NAME' was made from another configuration (tools or versions changed); recreating it"
+		kwokctl_logged delete cluster --name "$CLUSTER_NAME" || true
+		rm -rf "$CLUSTER_DIR"
+	fi
 	if cluster_exists; then
 		if apiserver_ready; then
 			log "cluster '$CLUSTER_NAME' is already running; reusing it"
@@ -175,6 +222,7 @@ up() {
 			rm -rf "$CLUSTER_DIR"
 		else
 			log "cluster '$CLUSTER_NAME' exists but is not answering; starting it"
+			started=1
 			if ! kwokctl_logged start cluster --name "$CLUSTER_NAME" || ! (READY_TIMEOUT=60 wait_ready); then
 				log "could not start the existing cluster; deleting and recreating it"
 				kwokctl_logged delete cluster --name "$CLUSTER_NAME" || true
@@ -184,11 +232,11 @@ up() {
 	fi
 
 	if ! cluster_exists; then
-		local config="$CACHE_DIR/kwokctl-config.yaml"
 		write_config "$config"
 		rm -f "$KUBECONFIG_PATH"
 		log "creating cluster '$CLUSTER_NAME' (kwokctl, binary runtime, 127.0.0.1)"
 		local start=$SECONDS
+		started=1
 		kwokctl_logged create cluster \
 			--name "$CLUSTER_NAME" \
 			--config "$config" \
@@ -203,6 +251,10 @@ up() {
 
 	wait_ready
 	apply_nodes
+	if ((started)); then
+		log "waiting for kwok to take over the nodes"
+		wait_leases "$since"
+	fi
 	summary
 }
 
