@@ -41,14 +41,15 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import yaml
-from kubernetes_asyncio import client, config, watch
 from tests.integration.kube import REPO_ROOT, Kubectl, cache_dir, tool, wait_for
 from tests.integration.operator_process import (
     SA_USER,
     install_crds_and_rbac,
     service_account_kubeconfig,
 )
+from tests.support.kubeconfig import connection_info
 
 from bench.procs import Service, rss_kib
 from bench.settings import Settings
@@ -196,14 +197,23 @@ def summarize_writes(entries: list[dict[str, Any]]) -> dict[str, int]:
 
 
 class Watcher:
-    """Keeps the latest state of one kind of object in the namespace, with arrival times."""
+    """Keeps the latest state of one kind of object in the namespace, with arrival times.
+
+    A plain watch request (``?watch=1``): it opens with an ADDED event per existing
+    object, then streams changes, one JSON event per line; it is reopened when the
+    server ends it.
+    """
 
     def __init__(
-        self, name: str, list_fn: Callable[..., Any], *args: Any, on: Callable[[str, Any], None]
+        self,
+        name: str,
+        session: aiohttp.ClientSession,
+        url: str,
+        on: Callable[[str, Any], None],
     ) -> None:
         self.name = name
-        self.list_fn = list_fn
-        self.args = args
+        self.session = session
+        self.url = url
         self.on = on
         self.task: asyncio.Task[None] | None = None
 
@@ -217,13 +227,16 @@ class Watcher:
                 await self.task
 
     async def _run(self) -> None:
+        params = {"watch": "1", "timeoutSeconds": "300"}
+        timeout = aiohttp.ClientTimeout(total=None, sock_read=330)
         while True:
-            stream = watch.Watch(return_type="object")
             try:
-                async with stream.stream(self.list_fn, *self.args, timeout_seconds=300) as events:
-                    async for event in events:
-                        obj = event["raw_object"]
-                        self.on(event["type"], obj)
+                async with self.session.get(self.url, params=params, timeout=timeout) as resp:
+                    resp.raise_for_status()
+                    async for line in resp.content:
+                        if line.strip():
+                            event = json.loads(line)
+                            self.on(event["type"], event["object"])
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -429,21 +442,21 @@ class ControllerBench:
 
     async def _measure(self, jti: str) -> dict[str, Any]:
         settings = self.settings
-        await config.load_kube_config(config_file=str(self.kubeconfig))
-        api = client.ApiClient()
-        custom = client.CustomObjectsApi(api)
-        apps = client.AppsV1Api(api)
+        info = connection_info(self.kubeconfig)
+        api = aiohttp.ClientSession(
+            headers=info.as_http_headers(),
+            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context()),
+        )
+        base = info.server.rstrip("/")
+        servers_path = f"/apis/{GROUP}/{VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
         watchers = [
-            Watcher("statefulsets", apps.list_namespaced_stateful_set, NAMESPACE, on=self._on_sts),
             Watcher(
-                "ollamaservers",
-                custom.list_namespaced_custom_object,
-                GROUP,
-                VERSION,
-                NAMESPACE,
-                PLURAL,
-                on=self._on_server,
+                "statefulsets",
+                api,
+                f"{base}/apis/apps/v1/namespaces/{NAMESPACE}/statefulsets",
+                on=self._on_sts,
             ),
+            Watcher("ollamaservers", api, base + servers_path, on=self._on_server),
         ]
         for watcher in watchers:
             watcher.start()
@@ -457,9 +470,8 @@ class ControllerBench:
         }
 
         async def create(name: str) -> None:
-            await custom.create_namespaced_custom_object(
-                GROUP, VERSION, NAMESPACE, PLURAL, server(name)
-            )
+            async with api.post(base + servers_path, json=server(name)) as resp:
+                resp.raise_for_status()
 
         try:
             # 1. apply → StatefulSet, one object at a time.

@@ -204,7 +204,6 @@ def main() -> int:
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stdout
     )
-    logging.getLogger("kubernetes_asyncio").setLevel(logging.WARNING)
     settings = from_env()
     started = time.monotonic()
     results = run(settings)

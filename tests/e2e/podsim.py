@@ -48,16 +48,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import aiohttp
 import yaml
-from kubernetes_asyncio import client, config
 
+from ollama_operator.controller.kube import Kube
 from tests.integration.kube import REPO_ROOT
+from tests.support.kubeconfig import kube_client
 from tests.support.ollama_emulator import EmulatedModel, OllamaEmulator
 
 log = logging.getLogger(__name__)
@@ -286,47 +287,9 @@ class PodRecord:
     log_path: Path
 
 
-@dataclass
-class _Api:
-    """Just enough of the API server for the simulator (admin credentials)."""
-
-    api: client.ApiClient
-    _types: dict[int, str] = field(default_factory=lambda: {200: "object", 201: "object"})
-
-    @classmethod
-    async def connect(cls, kubeconfig: Path) -> _Api:
-        cfg = client.Configuration()
-        await config.load_kube_config(config_file=str(kubeconfig), client_configuration=cfg)
-        return cls(client.ApiClient(cfg))
-
-    async def call(
-        self,
-        method: str,
-        path: str,
-        *,
-        query: list[tuple[str, str]] | None = None,
-        body: Any = None,
-        content_type: str = "application/json",
-    ) -> Json:
-        result = await self.api.call_api(
-            path,
-            method,
-            query_params=query or [],
-            header_params={"Content-Type": content_type, "Accept": "application/json"},
-            body=body,
-            response_types_map=self._types,
-            auth_settings=["BearerToken"],
-            _return_http_data_only=True,
-            _request_timeout=15,
-        )
-        return result if isinstance(result, dict) else {}
-
-    async def items(self, path: str, selector: str | None = None) -> list[Json]:
-        query = [("labelSelector", selector)] if selector else []
-        return list((await self.call("GET", path, query=query)).get("items") or [])
-
-    async def close(self) -> None:
-        await self.api.close()
+async def _items(kube: Kube, path: str, selector: str | None = None) -> list[Json]:
+    query = [("labelSelector", selector)] if selector else []
+    return list((await kube.request("GET", path, query=query)).get("items") or [])
 
 
 class PodSimulator:
@@ -453,9 +416,11 @@ class PodSimulator:
     async def _main(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        api = kube_client(self.kubeconfig)
         try:
-            api = await _Api.connect(self.kubeconfig)
+            await api.request("GET", "/version")  # fail at start, not on the first tick
         except BaseException as exc:
+            await api.close()
             self._startup_error = exc
             self._ready.set()
             return
@@ -477,11 +442,11 @@ class PodSimulator:
             await self._session.close()
             await api.close()
 
-    async def _tick(self, api: _Api) -> None:
+    async def _tick(self, api: Kube) -> None:
         base = f"/api/v1/namespaces/{self.namespace}"
-        pods = await api.items(f"{base}/pods", MANAGED_SELECTOR)
-        configmaps = {c["metadata"]["name"]: c for c in await api.items(f"{base}/configmaps")}
-        secrets = {s["metadata"]["name"]: s for s in await api.items(f"{base}/secrets")}
+        pods = await _items(api, f"{base}/pods", MANAGED_SELECTOR)
+        configmaps = {c["metadata"]["name"]: c for c in await _items(api, f"{base}/configmaps")}
+        secrets = {s["metadata"]["name"]: s for s in await _items(api, f"{base}/secrets")}
         alive: set[str] = set()
         for pod in pods:
             meta, status = pod["metadata"], pod.get("status") or {}
@@ -634,7 +599,7 @@ class PodSimulator:
 
     # ---- readiness --------------------------------------------------------------------------
 
-    async def _probe(self, api: _Api, sim: SimPod, pod: Mapping[str, Any]) -> None:
+    async def _probe(self, api: Kube, sim: SimPod, pod: Mapping[str, Any]) -> None:
         """The kubelet's readiness probe, and its verdict written into the pod's status."""
         if sim.probe is None or self._session is None:
             return
@@ -648,7 +613,7 @@ class PodSimulator:
         now = time.monotonic()
         if listed == ready or (sim.reported_ready == ready and now - sim.reported_at < 2.0):
             return
-        await api.call(
+        await api.request(
             "PATCH",
             f"/api/v1/namespaces/{self.namespace}/pods/{sim.name}/status",
             body=_readiness_patch(pod, ready),

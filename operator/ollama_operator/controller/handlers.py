@@ -28,7 +28,7 @@ import kopf
 from ..api.spec import API_GROUP, API_VERSION, PLURAL
 from . import metrics
 from .builders import BuildContext
-from .kube import Kube
+from .kube import Kube, default_login
 from .naming import MANAGER
 from .poller import StatusPoller
 from .reconcile import ClusterView, Reconciler
@@ -210,7 +210,7 @@ async def _reconcile_key(
 def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
     """In-cluster ServiceAccount credentials, else the kubeconfig (a dedicated registry
     has none of kopf's default login handlers)."""
-    return kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
+    return default_login(kwargs["settings"])()
 
 
 @kopf.on.startup(registry=REGISTRY)
@@ -222,7 +222,7 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     settings.watching.client_timeout = 330
     settings.batching.worker_limit = 64
     image = os.environ.get("OLLAMA_OPERATOR_IMAGE") or BuildContext().operator_image
-    reconciler = Reconciler(await Kube.connect(), BuildContext(operator_image=image))
+    reconciler = Reconciler(await Kube.connect(settings), BuildContext(operator_image=image))
     memo["reconciler"] = reconciler
     indices = _indices(kwargs)
 

@@ -1,20 +1,30 @@
 """The controller's only door to the API server (I/O, kept thin).
 
-A handful of verbs over kubernetes_asyncio's generic ``call_api``: server-side
-apply of a manifest, create, get, delete, a merge patch of the status
-subresource, and Events. Resource paths come from one small table so the
-RBAC in ``manifests/`` can list exactly these kinds and verbs. Every write
-uses the field manager ``ollama-operator``.
+A handful of verbs over one aiohttp session: server-side apply of a manifest,
+create, get, delete, a merge patch of the status subresource, and Events.
+Resource paths come from one small table so the RBAC in ``manifests/`` can
+list exactly these kinds and verbs. Every write uses the field manager
+``ollama-operator``.
+
+Why not a generated client library: these six verbs on plain dicts are all the
+controller needs, and kopf already resolves the credentials (ServiceAccount or
+kubeconfig) into a :class:`kopf.ConnectionInfo` that yields the TLS context and
+the ``Authorization`` header. kubernetes_asyncio costs about 38 MiB of resident
+memory just to import (thousands of generated model classes), and kopf imports
+it too whenever it is installed; without it the operator stays within its
+memory budget (docs/benchmarks.md).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from kubernetes_asyncio import client, config
+import aiohttp
+import kopf
 
 from ..api.spec import API_GROUP, API_VERSION, PLURAL
 from .naming import MANAGER
@@ -32,7 +42,10 @@ PLURALS: dict[tuple[str, str], str] = {
     (f"{API_GROUP}/{API_VERSION}", "OllamaServer"): PLURAL,
 }
 
-_JSON = {200: "object", 201: "object"}
+#: Seconds one API request may take, connection included.
+REQUEST_TIMEOUT = 30.0
+
+Login = Callable[[], kopf.ConnectionInfo | None]
 
 
 class ApiError(Exception):
@@ -52,33 +65,67 @@ def resource_path(api_version: str, kind: str, namespace: str, name: str | None 
     return f"{path}/{name}" if name else path
 
 
-def _message(exc: client.ApiException) -> str:
+def error_message(status: int, reason: str, text: str) -> str:
+    """The ``message`` of a metav1.Status body, else the HTTP reason."""
     try:
-        body = json.loads(exc.body or "{}")
-        return str(body.get("message") or exc.reason)
-    except (ValueError, AttributeError):
-        return str(exc.reason)
+        body = json.loads(text)
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return reason or f"HTTP {status}"
+
+
+def default_login(settings: kopf.OperatorSettings) -> Login:
+    """The operator's credentials: in-cluster ServiceAccount, else the kubeconfig.
+
+    Called again after a 401: a projected ServiceAccount token is rotated on disk.
+    """
+
+    def login() -> kopf.ConnectionInfo | None:
+        return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
+            settings=settings
+        )
+
+    return login
 
 
 class Kube:
     """Thin async client; one per operator process."""
 
-    def __init__(self, api: client.ApiClient) -> None:
-        self._api = api
+    def __init__(self, login: Login, *, timeout: float = REQUEST_TIMEOUT) -> None:
+        self._login = login
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+        self._info: kopf.ConnectionInfo | None = None
 
     @classmethod
-    async def connect(cls) -> Kube:
-        """In-cluster credentials when running in a pod, else the kubeconfig."""
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            await config.load_kube_config()
-        return cls(client.ApiClient())
+    async def connect(cls, settings: kopf.OperatorSettings) -> Kube:
+        """A client with the operator's own credentials (see :func:`default_login`)."""
+        kube = cls(default_login(settings))
+        await kube._open()
+        return kube
+
+    async def _open(self) -> None:
+        info = self._login()
+        if info is None:
+            raise ApiError(0, "no credentials: neither a ServiceAccount token nor a kubeconfig")
+        if self._session is not None:
+            await self._session.close()
+        self._info = info
+        self._session = aiohttp.ClientSession(
+            headers={"Accept": "application/json", **info.as_http_headers()},
+            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context()),
+            timeout=self._timeout,
+            trust_env=info.trust_env,
+        )
 
     async def close(self) -> None:
-        await self._api.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    async def _call(
+    async def request(
         self,
         method: str,
         path: str,
@@ -87,21 +134,47 @@ class Kube:
         query: list[tuple[str, str]] | None = None,
         content_type: str = "application/json",
     ) -> dict[str, Any]:
+        """One API request; the decoded JSON object, or :class:`ApiError`.
+
+        A 401 logs in again once (the token may have been rotated) and retries.
+        """
+        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        status, reason, text = await self._send(method, path, data, query, content_type)
+        if status == 401:
+            await self._open()
+            status, reason, text = await self._send(method, path, data, query, content_type)
+        if status >= 400:
+            raise ApiError(status, error_message(status, reason, text))
         try:
-            result = await self._api.call_api(
-                path,
-                method,
-                query_params=query or [],
-                header_params={"Content-Type": content_type, "Accept": "application/json"},
-                body=body,
-                response_types_map=_JSON,
-                auth_settings=["BearerToken"],
-                _return_http_data_only=True,
-                _request_timeout=30,
-            )
-        except client.ApiException as exc:
-            raise ApiError(int(exc.status or 0), _message(exc)) from None
+            result = json.loads(text) if text else {}
+        except ValueError:
+            raise ApiError(status, f"{method} {path}: the answer is not JSON") from None
         return result if isinstance(result, dict) else {}
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        data: str | None,
+        query: list[tuple[str, str]] | None,
+        content_type: str,
+    ) -> tuple[int, str, str]:
+        if self._session is None or self._info is None:
+            await self._open()
+        assert self._session is not None
+        assert self._info is not None
+        try:
+            async with self._session.request(
+                method,
+                self._info.server.rstrip("/") + path,
+                params=query or [],
+                data=data,
+                headers={"Content-Type": content_type},
+                proxy=self._info.proxy_url,
+            ) as resp:
+                return resp.status, resp.reason or "", await resp.text()
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise ApiError(0, f"{method} {path}: {exc or type(exc).__name__}") from None
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply (force: the operator owns these fields)."""
@@ -109,7 +182,7 @@ class Kube:
         path = resource_path(
             manifest["apiVersion"], manifest["kind"], meta["namespace"], meta["name"]
         )
-        return await self._call(
+        return await self.request(
             "PATCH",
             path,
             body=manifest,
@@ -120,14 +193,14 @@ class Kube:
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         meta = manifest["metadata"]
         path = resource_path(manifest["apiVersion"], manifest["kind"], meta["namespace"])
-        return await self._call("POST", path, body=manifest, query=[("fieldManager", MANAGER)])
+        return await self.request("POST", path, body=manifest, query=[("fieldManager", MANAGER)])
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         """The object, or None when it does not exist."""
         try:
-            return await self._call("GET", resource_path(api_version, kind, namespace, name))
+            return await self.request("GET", resource_path(api_version, kind, namespace, name))
         except ApiError as exc:
             if exc.status == 404:
                 return None
@@ -136,7 +209,7 @@ class Kube:
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         """Delete (background propagation); False when it was already gone."""
         try:
-            await self._call(
+            await self.request(
                 "DELETE",
                 resource_path(api_version, kind, namespace, name),
                 body={"propagationPolicy": "Background"},
@@ -152,7 +225,7 @@ class Kube:
     ) -> dict[str, Any]:
         """Merge-patch the OllamaServer's status subresource; returns the updated object."""
         path = resource_path(f"{API_GROUP}/{API_VERSION}", "OllamaServer", namespace, name)
-        return await self._call(
+        return await self.request(
             "PATCH",
             f"{path}/status",
             body={"status": status},

@@ -1,0 +1,212 @@
+"""The API client: the requests it sends, the errors it raises, a token rotated under it.
+
+The server is a small aiohttp app on 127.0.0.1 answering like kube-apiserver does
+for these calls (objects as JSON, failures as a metav1.Status); the real API
+server is exercised by the integration suite.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import kopf
+import pytest
+from aiohttp import web
+
+from ollama_operator.controller.kube import ApiError, Kube, error_message, resource_path
+from ollama_operator.controller.naming import MANAGER
+
+
+@dataclass
+class FakeApiServer:
+    """Records requests; accepts only the current token; answers 404 for unknown objects."""
+
+    token: str = "token-1"
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await request.text()
+        self.requests.append(
+            {
+                "method": request.method,
+                "path": request.path,
+                "query": list(request.query.items()),
+                "content_type": request.headers.get("Content-Type"),
+                "authorization": request.headers.get("Authorization"),
+                "body": json.loads(body) if body else None,
+            }
+        )
+        if request.headers.get("Authorization") != f"Bearer {self.token}":
+            return _status(401, "Unauthorized", "Unauthorized")
+        if request.method == "GET":
+            if request.path not in self.objects:
+                name = request.path.rsplit("/", 1)[-1]
+                return _status(404, "NotFound", f'configmaps "{name}" not found')
+            return web.json_response(self.objects[request.path])
+        if request.method == "PATCH" and request.path.endswith("/status"):
+            return _status(422, "Invalid", "status.conditions[0].type: Required value")
+        return web.json_response(json.loads(body) if body else {})
+
+
+def _status(code: int, reason: str, message: str) -> web.Response:
+    status = {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
+    return web.json_response(status, status=code)
+
+
+@pytest.fixture
+async def apiserver() -> AsyncIterator[tuple[FakeApiServer, str]]:
+    fake = FakeApiServer()
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", fake.handle)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    yield fake, f"http://127.0.0.1:{port}"
+    await runner.cleanup()
+
+
+def _login(fake: FakeApiServer, server: str, logins: list[str]) -> Any:
+    """A login that reads the token the way a rotated ServiceAccount file would be read."""
+
+    def login() -> kopf.ConnectionInfo:
+        logins.append(fake.token)
+        return kopf.ConnectionInfo(server=server, token=fake.token)
+
+    return login
+
+
+CONFIGMAP = {
+    "apiVersion": "v1",
+    "kind": "ConfigMap",
+    "metadata": {"name": "demo-config", "namespace": "ml"},
+    "data": {"models": "[]"},
+}
+
+
+async def test_apply_is_a_forced_server_side_apply_by_our_field_manager(
+    apiserver: tuple[FakeApiServer, str],
+) -> None:
+    fake, server = apiserver
+    kube = Kube(_login(fake, server, []))
+    try:
+        answer = await kube.apply(CONFIGMAP)
+    finally:
+        await kube.close()
+    assert answer == CONFIGMAP
+    [sent] = fake.requests
+    assert sent["method"] == "PATCH"
+    assert sent["path"] == "/api/v1/namespaces/ml/configmaps/demo-config"
+    assert sent["query"] == [("fieldManager", MANAGER), ("force", "true")]
+    assert sent["content_type"] == "application/apply-patch+yaml"
+    assert sent["body"] == CONFIGMAP
+
+
+async def test_get_returns_none_for_a_missing_object_and_the_object_otherwise(
+    apiserver: tuple[FakeApiServer, str],
+) -> None:
+    fake, server = apiserver
+    path = resource_path("v1", "ConfigMap", "ml", "demo-config")
+    fake.objects[path] = CONFIGMAP
+    kube = Kube(_login(fake, server, []))
+    try:
+        assert await kube.get("v1", "ConfigMap", "ml", "demo-config") == CONFIGMAP
+        assert await kube.get("v1", "ConfigMap", "ml", "other") is None
+    finally:
+        await kube.close()
+
+
+async def test_a_failure_carries_the_api_servers_message(
+    apiserver: tuple[FakeApiServer, str],
+) -> None:
+    fake, server = apiserver
+    kube = Kube(_login(fake, server, []))
+    try:
+        with pytest.raises(ApiError) as caught:
+            await kube.patch_status("ml", "demo", {"conditions": [{}]})
+    finally:
+        await kube.close()
+    assert caught.value.status == 422
+    assert caught.value.message == "status.conditions[0].type: Required value"
+    assert fake.requests[0]["content_type"] == "application/merge-patch+json"
+    assert fake.requests[0]["path"].endswith("/namespaces/ml/ollamaservers/demo/status")
+
+
+async def test_a_rotated_token_is_read_again_after_a_401(
+    apiserver: tuple[FakeApiServer, str],
+) -> None:
+    fake, server = apiserver
+    logins: list[str] = []
+    kube = Kube(_login(fake, server, logins))
+    try:
+        await kube.create(CONFIGMAP)
+        fake.token = "token-2"  # the kubelet rotated the projected token
+        await kube.create(CONFIGMAP)
+    finally:
+        await kube.close()
+    assert logins == ["token-1", "token-2"]
+    assert [r["authorization"] for r in fake.requests] == [
+        "Bearer token-1",
+        "Bearer token-1",
+        "Bearer token-2",
+    ]
+
+
+async def test_a_401_after_logging_in_again_is_an_error(
+    apiserver: tuple[FakeApiServer, str],
+) -> None:
+    fake, server = apiserver
+
+    def stale() -> kopf.ConnectionInfo:
+        return kopf.ConnectionInfo(server=server, token="revoked")
+
+    kube = Kube(stale)
+    try:
+        with pytest.raises(ApiError) as caught:
+            await kube.create(CONFIGMAP)
+    finally:
+        await kube.close()
+    assert caught.value.status == 401
+    assert len(fake.requests) == 2
+
+
+async def test_an_unreachable_server_is_an_api_error_with_status_0() -> None:
+    kube = Kube(lambda: kopf.ConnectionInfo(server="http://127.0.0.1:9", token="t"), timeout=2)
+    try:
+        with pytest.raises(ApiError) as caught:
+            await kube.get("v1", "ConfigMap", "ml", "demo-config")
+    finally:
+        await kube.close()
+    assert caught.value.status == 0
+    assert "/api/v1/namespaces/ml/configmaps/demo-config" in caught.value.message
+
+
+async def test_no_credentials_at_all_is_a_clear_error() -> None:
+    kube = Kube(lambda: None)
+    with pytest.raises(ApiError, match="no credentials"):
+        await kube.get("v1", "ConfigMap", "ml", "x")
+    await kube.close()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ('{"kind": "Status", "message": "quota exceeded"}', "quota exceeded"),
+        ("<html>bad gateway</html>", "Bad Gateway"),
+        ('{"kind": "Status"}', "Bad Gateway"),
+    ],
+)
+def test_error_message_prefers_the_status_message(text: str, expected: str) -> None:
+    assert error_message(502, "Bad Gateway", text) == expected
