@@ -1109,11 +1109,12 @@ def _controller_reading(ctl: dict[str, Any], w: Any) -> None:
         )
         verdict = "within" if end <= TARGET_OPERATOR_RSS_MIB else "over"
         w(
-            f"- **Memory**: the operator starts at {start:.0f} MiB (Python, kopf, the "
-            f"Kubernetes client, pydantic) and grows {per_object * 1024:.0f} KiB per "
+            f"- **Memory**: the operator starts at {start:.0f} MiB (Python, kopf, aiohttp, "
+            f"pydantic) and grows {per_object * 1024:.0f} KiB per "
             f"OllamaServer, to {end:.0f} MiB at {total} objects — {verdict} the "
             f"{TARGET_OPERATOR_RSS_MIB:.0f} MiB target. Its watch caches (kopf indices) keep "
-            "a full copy of every object it watches"
+            "a copy of every object it watches, less `managedFields` and kubectl's "
+            "last-applied annotation"
             + (
                 f": {listing}; {json_mib:.1f} MiB as JSON, several times that as Python "
                 "dicts and strings."
