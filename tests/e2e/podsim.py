@@ -327,6 +327,8 @@ class PodSimulator:
         self._startup_error: BaseException | None = None
         self._session: aiohttp.ClientSession | None = None
         self._ticks = 0
+        #: What the last pass saw of each pod, and why it was (not) simulated.
+        self._seen: dict[str, str] = {}
 
     # ---- test-facing surface ----------------------------------------------------------------
 
@@ -403,6 +405,7 @@ class PodSimulator:
         with self._lock:
             pods = [*self._retired, *self._pods.values()]
         parts = [f"pod simulator: {self._ticks} ticks, problems: {self.problems or 'none'}"]
+        parts.append("pods in the last pass: " + (", ".join(self._seen.values()) or "none"))
         for pod in pods:
             parts.append(f"--- sidecar of {pod.name} ({pod.ip}, uid {pod.uid[:8]}) ---")
             parts.append(pod.log_tail())
@@ -448,9 +451,15 @@ class PodSimulator:
         configmaps = {c["metadata"]["name"]: c for c in await _items(api, f"{base}/configmaps")}
         secrets = {s["metadata"]["name"]: s for s in await _items(api, f"{base}/secrets")}
         alive: set[str] = set()
+        self._seen = {}
         for pod in pods:
             meta, status = pod["metadata"], pod.get("status") or {}
             uid, ip = str(meta["uid"]), str(status.get("podIP") or "")
+            # A pod that stays Pending on a node is one kwok does not manage (yet).
+            self._seen[uid] = (
+                f"{meta['name']} ({status.get('phase')}, node {pod['spec'].get('nodeName') or '-'}"
+                f", IP {ip or '-'}{', deleting' if meta.get('deletionTimestamp') else ''})"
+            )
             if meta.get("deletionTimestamp") or status.get("phase") != "Running" or not ip:
                 continue
             if not _is_loopback(ip):
