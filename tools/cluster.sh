@@ -163,10 +163,12 @@ node_names() { sed -n -E 's/^  name: ([a-z0-9-]+)$/\1/p' "$TOOLS_DIR/cluster/nod
 # new kwok has taken each Lease over no pod on it turns Running. Wait for a
 # renewal at or after <since> (UTC, YYYY-MM-DDTHH:MM:SS) on every node's Lease.
 wait_leases() { # <since>
-	local since="$1" deadline=$((SECONDS + READY_TIMEOUT)) node renewed stale
+	local since="$1" deadline=$((SECONDS + READY_TIMEOUT)) node renewed stale nodes
+	mapfile -t nodes < <(node_names)
+	[[ ${#nodes[@]} -gt 0 ]] || die "no node names found in tools/cluster/nodes.yaml"
 	while :; do
 		stale=()
-		for node in $(node_names); do
+		for node in "${nodes[@]}"; do
 			renewed="$(kubectl -n kube-node-lease get lease "$node" -o jsonpath='{.spec.renewTime}' 2>/dev/null || true)"
 			[[ -n "$renewed" && ! "${renewed:0:19}" < "$since" ]] || stale+=("$node")
 		done
