@@ -17,6 +17,7 @@ memory budget (docs/benchmarks.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Callable
@@ -98,27 +99,40 @@ class Kube:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._info: kopf.ConnectionInfo | None = None
+        self._auth: dict[str, str] = {}
+        self._relogin = asyncio.Lock()
 
     @classmethod
     async def connect(cls, settings: kopf.OperatorSettings) -> Kube:
         """A client with the operator's own credentials (see :func:`default_login`)."""
         kube = cls(default_login(settings))
-        await kube._open()
+        kube._connection()
         return kube
 
-    async def _open(self) -> None:
+    def _log_in(self) -> kopf.ConnectionInfo:
         info = self._login()
         if info is None:
             raise ApiError(0, "no credentials: neither a ServiceAccount token nor a kubeconfig")
-        if self._session is not None:
-            await self._session.close()
-        self._info = info
-        self._session = aiohttp.ClientSession(
-            headers={"Accept": "application/json", **info.as_http_headers()},
-            connector=aiohttp.TCPConnector(ssl=info.as_ssl_context()),
-            timeout=self._timeout,
-            trust_env=info.trust_env,
-        )
+        self._info, self._auth = info, info.as_http_headers()
+        return info
+
+    def _connection(self) -> tuple[aiohttp.ClientSession, kopf.ConnectionInfo]:
+        """The session (TLS set up once, at the first login) and the current credentials."""
+        info = self._info or self._log_in()
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                headers={"Accept": "application/json"},
+                connector=aiohttp.TCPConnector(ssl=info.as_ssl_context()),
+                timeout=self._timeout,
+                trust_env=info.trust_env,
+            )
+        return self._session, info
+
+    async def _refresh(self, rejected: kopf.ConnectionInfo) -> None:
+        """Log in again after a 401, once for all the requests that got it together."""
+        async with self._relogin:
+            if self._info is rejected:
+                self._log_in()
 
     async def close(self) -> None:
         if self._session is not None:
@@ -136,13 +150,14 @@ class Kube:
     ) -> dict[str, Any]:
         """One API request; the decoded JSON object, or :class:`ApiError`.
 
-        A 401 logs in again once (the token may have been rotated) and retries.
+        A 401 logs in again once (a projected token is rotated on disk) and retries;
+        the session, and requests in flight on it, are left alone.
         """
         data = None if body is None else json.dumps(body, separators=(",", ":"))
-        status, reason, text = await self._send(method, path, data, query, content_type)
+        status, reason, text, used = await self._send(method, path, data, query, content_type)
         if status == 401:
-            await self._open()
-            status, reason, text = await self._send(method, path, data, query, content_type)
+            await self._refresh(used)
+            status, reason, text, _ = await self._send(method, path, data, query, content_type)
         if status >= 400:
             raise ApiError(status, error_message(status, reason, text))
         try:
@@ -158,23 +173,20 @@ class Kube:
         data: str | None,
         query: list[tuple[str, str]] | None,
         content_type: str,
-    ) -> tuple[int, str, str]:
-        if self._session is None or self._info is None:
-            await self._open()
-        assert self._session is not None
-        assert self._info is not None
+    ) -> tuple[int, str, str, kopf.ConnectionInfo]:
+        session, info = self._connection()
         try:
-            async with self._session.request(
+            async with session.request(
                 method,
-                self._info.server.rstrip("/") + path,
+                info.server.rstrip("/") + path,
                 params=query or [],
                 data=data,
-                headers={"Content-Type": content_type},
-                proxy=self._info.proxy_url,
+                headers={"Content-Type": content_type, **self._auth},
+                proxy=info.proxy_url,
             ) as resp:
-                return resp.status, resp.reason or "", await resp.text()
+                return resp.status, resp.reason or "", await resp.text(), info
         except (aiohttp.ClientError, TimeoutError) as exc:
-            raise ApiError(0, f"{method} {path}: {exc or type(exc).__name__}") from None
+            raise ApiError(0, f"{method} {path}: {str(exc) or type(exc).__name__}") from None
 
     async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
         """Server-side apply (force: the operator owns these fields)."""

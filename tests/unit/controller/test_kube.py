@@ -7,6 +7,7 @@ server is exercised by the integration suite.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -162,6 +163,22 @@ async def test_a_rotated_token_is_read_again_after_a_401(
         "Bearer token-1",
         "Bearer token-2",
     ]
+
+
+async def test_requests_rejected_together_log_in_once_and_all_succeed(
+    apiserver: tuple[FakeApiServer, str],
+) -> None:
+    fake, server = apiserver
+    logins: list[str] = []
+    kube = Kube(_login(fake, server, logins))
+    try:
+        await kube.create(CONFIGMAP)
+        fake.token = "token-2"
+        answers = await asyncio.gather(*(kube.create(CONFIGMAP) for _ in range(8)))
+    finally:
+        await kube.close()
+    assert answers == [CONFIGMAP] * 8
+    assert logins == ["token-1", "token-2"]
 
 
 async def test_a_401_after_logging_in_again_is_an_error(
