@@ -207,8 +207,11 @@ class ModelAgent:
                 self.settings,
                 converged=self._converged(),
             )
+            # asyncio.timeout, not wait_for: on Python 3.11, wait_for loses a cancellation
+            # that arrives as the wake-up fires, and stop() would wait for this loop forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await self._wake.wait()
 
     def _converged(self) -> bool:
         if not self._ollama_up or self._tasks:

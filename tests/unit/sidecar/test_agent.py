@@ -300,6 +300,31 @@ async def test_failed_preload_is_retried_and_reported(
     await eventually(lambda: ollama.is_loaded("llama3.2:1b"))
 
 
+# ----------------------------------------------------------------------------- stopping
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+async def test_stop_is_not_lost_when_a_wakeup_fires_at_the_same_moment(
+    ollama: OllamaEmulator, make_agent: Callable[..., ModelAgent], turns: int
+) -> None:
+    """A hot reload wakes the loop; a stop right behind it must still end the loop.
+
+    (Python 3.11's ``asyncio.wait_for`` drops a cancellation that arrives while the
+    awaited event has just fired: the loop went on, and ``stop()`` waited forever.)
+    """
+    ollama.install("llama3.2:1b")
+    declared = [spec("llama3.2:1b")]
+    agent = make_agent(declared)
+    await agent.start()
+    await eventually(agent.ready)
+    await asyncio.sleep(0.1)  # converged: the loop sleeps until woken
+    agent.update(declared, prune=False)
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    async with asyncio.timeout(5):
+        await agent.stop()
+
+
 # ----------------------------------------------------------------------------- prune, drift
 
 
