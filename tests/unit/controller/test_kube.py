@@ -26,6 +26,8 @@ class FakeApiServer:
     """Records requests; accepts only the current token; answers 404 for unknown objects."""
 
     token: str = "token-1"
+    #: The token each login read, in order.
+    logins: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
 
@@ -79,14 +81,18 @@ async def apiserver() -> AsyncIterator[tuple[FakeApiServer, str]]:
     await runner.cleanup()
 
 
-def _login(fake: FakeApiServer, server: str, logins: list[str]) -> Any:
-    """A login that reads the token the way a rotated ServiceAccount file would be read."""
+@pytest.fixture
+async def kube(apiserver: tuple[FakeApiServer, str]) -> AsyncIterator[Kube]:
+    """A client whose login reads the token as a rotated ServiceAccount file would be read."""
+    fake, server = apiserver
 
     def login() -> kopf.ConnectionInfo:
-        logins.append(fake.token)
+        fake.logins.append(fake.token)
         return kopf.ConnectionInfo(server=server, token=fake.token)
 
-    return login
+    client = Kube(login)
+    yield client
+    await client.close()
 
 
 CONFIGMAP = {
@@ -98,14 +104,10 @@ CONFIGMAP = {
 
 
 async def test_apply_is_a_forced_server_side_apply_by_our_field_manager(
-    apiserver: tuple[FakeApiServer, str],
+    apiserver: tuple[FakeApiServer, str], kube: Kube
 ) -> None:
-    fake, server = apiserver
-    kube = Kube(_login(fake, server, []))
-    try:
-        answer = await kube.apply(CONFIGMAP)
-    finally:
-        await kube.close()
+    fake, _ = apiserver
+    answer = await kube.apply(CONFIGMAP)
     assert answer == CONFIGMAP
     [sent] = fake.requests
     assert sent["method"] == "PATCH"
@@ -116,29 +118,21 @@ async def test_apply_is_a_forced_server_side_apply_by_our_field_manager(
 
 
 async def test_get_returns_none_for_a_missing_object_and_the_object_otherwise(
-    apiserver: tuple[FakeApiServer, str],
+    apiserver: tuple[FakeApiServer, str], kube: Kube
 ) -> None:
-    fake, server = apiserver
+    fake, _ = apiserver
     path = resource_path("v1", "ConfigMap", "ml", "demo-config")
     fake.objects[path] = CONFIGMAP
-    kube = Kube(_login(fake, server, []))
-    try:
-        assert await kube.get("v1", "ConfigMap", "ml", "demo-config") == CONFIGMAP
-        assert await kube.get("v1", "ConfigMap", "ml", "other") is None
-    finally:
-        await kube.close()
+    assert await kube.get("v1", "ConfigMap", "ml", "demo-config") == CONFIGMAP
+    assert await kube.get("v1", "ConfigMap", "ml", "other") is None
 
 
 async def test_a_failure_carries_the_api_servers_message(
-    apiserver: tuple[FakeApiServer, str],
+    apiserver: tuple[FakeApiServer, str], kube: Kube
 ) -> None:
-    fake, server = apiserver
-    kube = Kube(_login(fake, server, []))
-    try:
-        with pytest.raises(ApiError) as caught:
-            await kube.patch_status("ml", "demo", {"conditions": [{}]})
-    finally:
-        await kube.close()
+    fake, _ = apiserver
+    with pytest.raises(ApiError) as caught:
+        await kube.patch_status("ml", "demo", {"conditions": [{}]})
     assert caught.value.status == 422
     assert caught.value.message == "status.conditions[0].type: Required value"
     assert fake.requests[0]["content_type"] == "application/merge-patch+json"
@@ -146,18 +140,13 @@ async def test_a_failure_carries_the_api_servers_message(
 
 
 async def test_a_rotated_token_is_read_again_after_a_401(
-    apiserver: tuple[FakeApiServer, str],
+    apiserver: tuple[FakeApiServer, str], kube: Kube
 ) -> None:
-    fake, server = apiserver
-    logins: list[str] = []
-    kube = Kube(_login(fake, server, logins))
-    try:
-        await kube.create(CONFIGMAP)
-        fake.token = "token-2"  # the kubelet rotated the projected token
-        await kube.create(CONFIGMAP)
-    finally:
-        await kube.close()
-    assert logins == ["token-1", "token-2"]
+    fake, _ = apiserver
+    await kube.create(CONFIGMAP)
+    fake.token = "token-2"  # the kubelet rotated the projected token
+    await kube.create(CONFIGMAP)
+    assert fake.logins == ["token-1", "token-2"]
     assert [r["authorization"] for r in fake.requests] == [
         "Bearer token-1",
         "Bearer token-1",
@@ -166,19 +155,14 @@ async def test_a_rotated_token_is_read_again_after_a_401(
 
 
 async def test_requests_rejected_together_log_in_once_and_all_succeed(
-    apiserver: tuple[FakeApiServer, str],
+    apiserver: tuple[FakeApiServer, str], kube: Kube
 ) -> None:
-    fake, server = apiserver
-    logins: list[str] = []
-    kube = Kube(_login(fake, server, logins))
-    try:
-        await kube.create(CONFIGMAP)
-        fake.token = "token-2"
-        answers = await asyncio.gather(*(kube.create(CONFIGMAP) for _ in range(8)))
-    finally:
-        await kube.close()
+    fake, _ = apiserver
+    await kube.create(CONFIGMAP)
+    fake.token = "token-2"
+    answers = await asyncio.gather(*(kube.create(CONFIGMAP) for _ in range(8)))
     assert answers == [CONFIGMAP] * 8
-    assert logins == ["token-1", "token-2"]
+    assert fake.logins == ["token-1", "token-2"]
 
 
 async def test_a_401_after_logging_in_again_is_an_error(
