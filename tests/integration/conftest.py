@@ -23,13 +23,20 @@ from typing import NoReturn
 
 import pytest
 
+from tests.integration import foreign_operator
 from tests.integration.kube import (
     CLUSTER_SCRIPT,
+    REPO_ROOT,
     Kubectl,
     cache_dir,
     local_kubeconfig,
     tool,
     wait_for,
+)
+from tests.integration.operator_process import (
+    OperatorProcess,
+    install_crds_and_rbac,
+    service_account_kubeconfig,
 )
 
 CLUSTER_UP_TIMEOUT_S = 600
@@ -153,3 +160,44 @@ def make_namespace(kubectl: Kubectl, request: pytest.FixtureRequest) -> Iterator
 def namespace(make_namespace: NamespaceFactory) -> str:
     """A fresh namespace for one test (deleted afterwards)."""
     return make_namespace()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_foreign_operator(kubectl: Kubectl) -> None:
+    """Stop the session at once when an operator outside it reconciles a fresh namespace.
+
+    Autouse and session-scoped, so it runs before any test (and any test operator)
+    starts; see :mod:`tests.integration.foreign_operator` for how it decides.
+    """
+    if foreign_operator.skipped():
+        return
+    found = foreign_operator.probe(kubectl)
+    if found is not None:
+        pytest.exit(foreign_operator.message(found), returncode=pytest.ExitCode.TESTS_FAILED)
+
+
+@pytest.fixture(scope="session")
+def operator(
+    kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """The tests' operator: cluster-wide, authenticated as the manifests' ServiceAccount.
+
+    One per session (two cluster-wide operators would reconcile the same objects).
+    """
+    install_crds_and_rbac(kubectl)
+    storage = REPO_ROOT / "tools" / "cluster" / "storage.sh"
+    subprocess.run([str(storage), str(kubectl.binary), str(kubectl.kubeconfig)], check=True)
+    workdir = tmp_path_factory.mktemp("operator")
+    sa_config = service_account_kubeconfig(kubectl, workdir / "kubeconfig")
+    proc = OperatorProcess(sa_config, workdir / "operator.log", resync_seconds=5)
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+def op(operator: OperatorProcess) -> OperatorProcess:
+    """The running operator (restarted if a previous test killed it)."""
+    if not operator.alive():
+        operator.start()
+    return operator

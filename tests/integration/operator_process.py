@@ -7,13 +7,15 @@ so every integration test also proves the RBAC in ``manifests/rbac`` is enough
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar
 
 import yaml
 
@@ -24,8 +26,8 @@ SERVICE_ACCOUNT = "ollama-operator"
 SA_USER = f"system:serviceaccount:{OPERATOR_NAMESPACE}:{SERVICE_ACCOUNT}"
 
 
-def install_crds_and_rbac(kubectl: Kubectl) -> None:
-    """CRD (waited until Established), the operator namespace, the ServiceAccount and RBAC."""
+def install_crds(kubectl: Kubectl) -> None:
+    """The CRD, waited until Established."""
     kubectl("apply", "--server-side", "--force-conflicts", "-f", str(REPO_ROOT / "crds"))
     kubectl(
         "wait",
@@ -33,6 +35,11 @@ def install_crds_and_rbac(kubectl: Kubectl) -> None:
         "crd/ollamaservers.ollama.operator.dev",
         "--timeout=60s",
     )
+
+
+def install_crds_and_rbac(kubectl: Kubectl) -> None:
+    """CRD (waited until Established), the operator namespace, the ServiceAccount and RBAC."""
+    install_crds(kubectl)
     kubectl("apply", "-f", str(REPO_ROOT / "manifests" / "operator" / "namespace.yaml"))
     kubectl("apply", "-k", str(REPO_ROOT / "manifests" / "rbac"))
 
@@ -81,11 +88,21 @@ class OperatorProcess:
         self.proc: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
 
+    #: Every started, not yet stopped operator of this test session.
+    running: ClassVar[set[OperatorProcess]] = set()
+
+    @property
+    def cluster_wide(self) -> bool:
+        """Watches every namespace (no ``--namespace``), so it reconciles any probe too."""
+        return not any(a == "--namespace" or a.startswith("--namespace=") for a in self.extra_args)
+
     def start(self) -> None:
         env = dict(os.environ)
         env["KUBECONFIG"] = str(self.kubeconfig)
         env["OLLAMA_OPERATOR_RESYNC_SECONDS"] = str(self.resync_seconds)
         env["OLLAMA_OPERATOR_IMAGE"] = "ollama-operator:test"
+        # As the Deployment's downward API would: the NetworkPolicies admit this namespace.
+        env["POD_NAMESPACE"] = OPERATOR_NAMESPACE
         self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
             [
@@ -102,6 +119,7 @@ class OperatorProcess:
             stderr=subprocess.STDOUT,
             cwd=REPO_ROOT,
         )
+        OperatorProcess.running.add(self)
         time.sleep(0.5)
         if self.proc.poll() is not None:
             raise RuntimeError(f"operator exited at once; see {self.log_path}:\n{self.log_tail()}")
@@ -115,6 +133,7 @@ class OperatorProcess:
                 self.proc.kill()
                 self.proc.wait(timeout=5)
         self.proc = None
+        OperatorProcess.running.discard(self)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -131,3 +150,19 @@ class OperatorProcess:
             return self.log_path.read_text(errors="replace")[-chars:]
         except FileNotFoundError:
             return ""
+
+
+@contextlib.contextmanager
+def cluster_wide_paused() -> Iterator[None]:
+    """Stop this session's cluster-wide operators for a while, and start them again.
+
+    What the foreign-operator probe needs mid-session: they would answer it themselves.
+    """
+    paused = [p for p in list(OperatorProcess.running) if p.cluster_wide and p.alive()]
+    for proc in paused:
+        proc.stop()
+    try:
+        yield
+    finally:
+        for proc in paused:
+            proc.start()

@@ -180,6 +180,11 @@ def operator_from_deployment(
     [container] = deployment["spec"]["template"]["spec"]["containers"]
     env = dict(os.environ)
     env.update({e["name"]: e["value"] for e in container.get("env", []) if "value" in e})
+    downward = {"metadata.namespace": release.namespace}
+    for e in container.get("env", []):
+        field = ((e.get("valueFrom") or {}).get("fieldRef") or {}).get("fieldPath")
+        if field in downward:
+            env[e["name"]] = downward[field]
     env["KUBECONFIG"] = str(kubeconfig)
     return LocalOperator([*container["args"], *extra_args], env, log_path)
 

@@ -8,9 +8,7 @@ tests also prove its RBAC is sufficient.
 from __future__ import annotations
 
 import json
-import subprocess
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,34 +21,10 @@ from tests.integration.operator_process import (
     SA_USER,
     OperatorProcess,
     install_crds_and_rbac,
-    service_account_kubeconfig,
 )
 
 SAMPLES = REPO_ROOT / "manifests" / "samples"
 GROUP = "ollamaservers.ollama.operator.dev"
-
-
-@pytest.fixture(scope="session")
-def operator(
-    kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[OperatorProcess]:
-    install_crds_and_rbac(kubectl)
-    storage = REPO_ROOT / "tools" / "cluster" / "storage.sh"
-    subprocess.run([str(storage), str(kubectl.binary), str(kubectl.kubeconfig)], check=True)
-    workdir = tmp_path_factory.mktemp("operator")
-    sa_config = service_account_kubeconfig(kubectl, workdir / "kubeconfig")
-    proc = OperatorProcess(sa_config, workdir / "operator.log", resync_seconds=5)
-    proc.start()
-    yield proc
-    proc.stop()
-
-
-@pytest.fixture
-def op(operator: OperatorProcess) -> OperatorProcess:
-    """The running operator (restarted if a previous test killed it)."""
-    if not operator.alive():
-        operator.start()
-    return operator
 
 
 def server(name: str, **spec: Any) -> dict[str, Any]:
@@ -200,6 +174,33 @@ def test_spec_changes_follow_but_models_only_touch_configmap(
         return live if ok else None
 
     wait_for(followed, what="StatefulSet follows the spec")
+
+
+def test_a_field_removed_from_the_spec_is_removed_from_the_statefulset(
+    kubectl: Kubectl, namespace: str, op: OperatorProcess
+) -> None:
+    """Server-side apply by the same field manager drops what it no longer sends."""
+    body = server("unselect", nodeSelector={"disktype": "ssd"}, podAnnotations={"team": "ml"})
+    kubectl.apply(body, "-n", namespace)
+
+    def template() -> dict[str, Any]:
+        sts = get(kubectl, namespace, "statefulset", "unselect") or {}
+        found: dict[str, Any] = sts.get("spec", {}).get("template", {})
+        return found
+
+    wait_for(
+        lambda: template().get("spec", {}).get("nodeSelector") == {"disktype": "ssd"},
+        what="nodeSelector on the StatefulSet",
+    )
+    assert template()["metadata"]["annotations"] == {"team": "ml"}
+    del body["spec"]["nodeSelector"], body["spec"]["podAnnotations"]
+    kubectl.apply(body, "-n", namespace)
+    wait_for(
+        lambda: "nodeSelector" not in template().get("spec", {"nodeSelector": None}),
+        timeout=30,
+        what="nodeSelector gone from the StatefulSet",
+    )
+    assert "team" not in (template()["metadata"].get("annotations") or {})
 
 
 def test_drift_is_repaired(kubectl: Kubectl, namespace: str, op: OperatorProcess) -> None:

@@ -15,8 +15,8 @@ from typing import Any
 import yaml
 from pydantic import Field
 
-from .spec import GatewaySpec, ModelSpec
-from .types import ApiModel, Port
+from .spec import CACHE_MAX_BYTES, CACHE_MIN_BYTES, GatewaySpec, ModelSpec
+from .types import ApiModel, Duration, Port
 
 CONFIG_KEY = "sidecar.yaml"
 CONFIG_DIR = "/etc/ollama-operator/config"
@@ -26,6 +26,56 @@ TOKEN_KEY = "token"  # noqa: S105 - a key name, not a secret
 PUBLIC_PORT = 8080
 ADMIN_PORT = 9090
 OLLAMA_PORT = 11434
+
+
+class ClientTimeouts(ApiModel):
+    """How long the sidecar waits for a slow or idle client."""
+
+    header: Duration = Field(
+        "10s", description="From a connection's first byte (or its opening) to its headers."
+    )
+    body: Duration = Field("60s", description="To read a whole request body.")
+    keep_alive: Duration = Field("75s", description="An idle kept-alive connection.")
+
+
+class AuthFailureLimit(ApiModel):
+    """Failed authentications allowed per client address: a token bucket against guessing."""
+
+    burst: int = Field(10, ge=1, le=10_000, description="Failures allowed in a row.")
+    failures_per_minute: int = Field(
+        10, ge=1, le=10_000, description="Refill rate: failures allowed per minute after that."
+    )
+
+
+class ClientLimits(ApiModel):
+    """What the public port allows its clients: timeouts and open connections."""
+
+    timeouts: ClientTimeouts = Field(default_factory=ClientTimeouts)
+    auth_failures: AuthFailureLimit = Field(default_factory=AuthFailureLimit)
+    max_connections: int = Field(
+        1024, ge=1, description="Open connections on the public port; more are refused."
+    )
+
+
+class CachePolicy(ApiModel):
+    """Who shares the response cache, and how much memory it may hold.
+
+    Sidecar-side twin of ``spec.gateway.cache.shared`` and ``.maxBytes``: the
+    controller renders this block only when the spec sets either. Absent from the
+    file, the safe defaults apply: entries are private to the API key that caused
+    them, and the cache holds at most 64 MiB.
+    """
+
+    shared: bool = Field(
+        False,
+        description="One cache for all API keys; false: each key sees only its own entries.",
+    )
+    max_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=CACHE_MIN_BYTES,
+        le=CACHE_MAX_BYTES,
+        description="Bytes of answers the cache may hold (least recently used go first).",
+    )
 
 
 class SidecarConfig(ApiModel):
@@ -46,6 +96,12 @@ class SidecarConfig(ApiModel):
         None, description="File with the token the controller presents to /status."
     )
     gateway: GatewaySpec = Field(default_factory=GatewaySpec)
+    clients: ClientLimits | None = Field(
+        None, description="Client timeouts and the connection cap; absent: the defaults."
+    )
+    cache: CachePolicy | None = Field(
+        None, description="Cache partitioning and byte bound; absent: per key, 64 MiB."
+    )
 
     def to_yaml(self) -> str:
         """Canonical YAML (camelCase keys, defaults included) for the ConfigMap."""

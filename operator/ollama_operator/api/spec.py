@@ -12,9 +12,11 @@ the same message.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+import ipaddress
+import re
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
 from .types import (
@@ -218,12 +220,33 @@ class RateLimitSpec(ApiModel):
     per_key: bool = Field(True, description="One bucket per key; false: one shared bucket.")
 
 
+#: Bounds of ``spec.gateway.cache.maxBytes``, the same as the sidecar's ``cache.maxBytes``.
+CACHE_MIN_BYTES = 1024
+CACHE_MAX_BYTES = 1024 * 1024 * 1024
+
+
 class CacheSpec(ApiModel):
     """Response cache for identical non-streaming requests."""
 
     enabled: bool = False
     ttl: Duration = "5m"
     max_entries: int = Field(1000, ge=1, le=1_000_000)
+    # No schema defaults for the two below: the API server would write them into every
+    # object, and the controller renders the sidecar's ``cache`` block only when set.
+    shared: bool | None = Field(
+        None,
+        description=(
+            "One cache for all API keys. Unset or false: each key sees only the answers to"
+            " its own requests, so no key can probe which prompts another sent or re-roll"
+            " the answer another gets."
+        ),
+    )
+    max_bytes: int | None = Field(
+        None,
+        ge=CACHE_MIN_BYTES,
+        le=CACHE_MAX_BYTES,
+        description="Bytes of answers the cache may hold; unset: 67108864 (64 MiB).",
+    )
 
 
 class TimeoutsSpec(ApiModel):
@@ -289,6 +312,159 @@ class MonitoringSpec(ApiModel):
 
     service_monitor: ServiceMonitorSpec = Field(
         default_factory=ServiceMonitorSpec, json_schema_extra=_obj()
+    )
+
+
+#: A label key: an optional DNS-subdomain prefix and a name of at most 63 characters.
+LABEL_KEY_PATTERN = (
+    r"^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?"
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$"
+)
+#: A label value: empty, or at most 63 characters starting and ending alphanumeric.
+LABEL_VALUE_PATTERN = r"^(([A-Za-z0-9][-A-Za-z0-9_.]{0,61})?[A-Za-z0-9])?$"
+
+LabelKey = Annotated[str, StringConstraints(pattern=LABEL_KEY_PATTERN, max_length=317)]
+LabelValue = Annotated[str, StringConstraints(pattern=LABEL_VALUE_PATTERN, max_length=63)]
+
+
+def _cidr(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a CIDR such as 10.0.0.0/8") from None
+    if "/" not in value:
+        raise ValueError(f"{value!r} is not a CIDR such as 10.0.0.0/8")
+    return value
+
+
+CIDR = Annotated[str, StringConstraints(min_length=1, max_length=64), AfterValidator(_cidr)]
+
+
+class LabelSelectorRequirement(
+    ApiModel,
+    json_schema_extra=_rules(
+        (
+            "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0"
+            " : !has(self.values) || size(self.values) == 0",
+            "matchExpressions[].values must be non-empty for In and NotIn, "
+            "and empty for Exists and DoesNotExist",
+        ),
+    ),
+):
+    """One ``matchExpressions`` entry of a Kubernetes label selector."""
+
+    key: LabelKey
+    operator: Literal["In", "NotIn", "Exists", "DoesNotExist"]
+    values: list[LabelValue] = Field(default_factory=list, max_length=64)
+
+    @model_validator(mode="after")
+    def _values_match_operator(self) -> LabelSelectorRequirement:
+        if (self.operator in ("In", "NotIn")) != bool(self.values):
+            raise ValueError(
+                "matchExpressions[].values must be non-empty for In and NotIn, "
+                "and empty for Exists and DoesNotExist"
+            )
+        return self
+
+
+_LABEL_KEYS_RULE = (
+    "!has(self.matchLabels) || self.matchLabels.all(k, k.size() <= 317 && "
+    f"k.matches('{LABEL_KEY_PATTERN}'))"
+)
+
+
+class LabelSelector(
+    ApiModel,
+    json_schema_extra=_rules((_LABEL_KEYS_RULE, "matchLabels keys must be label keys")),
+):
+    """A Kubernetes label selector; empty selects everything."""
+
+    match_labels: dict[str, LabelValue] = Field(default_factory=dict, max_length=32)
+    match_expressions: list[LabelSelectorRequirement] = Field(default_factory=list, max_length=32)
+
+    @model_validator(mode="after")
+    def _label_keys(self) -> LabelSelector:
+        bad = [k for k in self.match_labels if not re.fullmatch(LABEL_KEY_PATTERN, k)]
+        if bad:
+            raise ValueError(f"matchLabels keys must be label keys: {', '.join(sorted(bad))}")
+        return self
+
+
+class IPBlock(
+    ApiModel,
+    json_schema_extra=_rules(
+        ("isCIDR(self.cidr)", "ipBlock.cidr must be a CIDR such as 10.0.0.0/8"),
+        (
+            "!has(self.except) || self.except.all(e, isCIDR(e) && cidr(self.cidr).containsCIDR(e))",
+            "ipBlock.except entries must be CIDRs inside ipBlock.cidr",
+        ),
+    ),
+):
+    """Addresses outside the cluster's pods (load balancers, nodes, VPN ranges)."""
+
+    cidr: CIDR
+    except_: list[CIDR] = Field(default_factory=list, alias="except", max_length=32)
+
+    @model_validator(mode="after")
+    def _except_inside(self) -> IPBlock:
+        outer = ipaddress.ip_network(self.cidr, strict=False)
+        for entry in self.except_:
+            inner = ipaddress.ip_network(entry, strict=False)
+            if inner.version != outer.version or not inner.subnet_of(outer):  # type: ignore[arg-type]
+                raise ValueError("ipBlock.except entries must be CIDRs inside ipBlock.cidr")
+        return self
+
+
+_PEER_MESSAGE = "a peer is either ipBlock alone, or namespaceSelector and/or podSelector"
+
+
+class NetworkPolicyPeer(
+    ApiModel,
+    json_schema_extra=_rules(
+        (
+            "has(self.ipBlock) ? !has(self.namespaceSelector) && !has(self.podSelector)"
+            " : has(self.namespaceSelector) || has(self.podSelector)",
+            _PEER_MESSAGE,
+        ),
+    ),
+):
+    """A standard NetworkPolicyPeer: pods (by namespace and/or pod labels) or an ipBlock.
+
+    Both selectors set: pods matching ``podSelector`` in namespaces matching
+    ``namespaceSelector``; ``namespaceSelector: {}`` alone: every pod in every namespace.
+    """
+
+    namespace_selector: LabelSelector | None = None
+    pod_selector: LabelSelector | None = None
+    ip_block: IPBlock | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> NetworkPolicyPeer:
+        selectors = self.namespace_selector is not None or self.pod_selector is not None
+        if (self.ip_block is not None) == selectors:
+            raise ValueError(_PEER_MESSAGE)
+        return self
+
+
+class NetworkPolicySpec(ApiModel):
+    """Who may reach the pods: a NetworkPolicy the operator renders per server.
+
+    On by default: Ollama listens on 127.0.0.1, so the gateway (8080) and its admin
+    port (9090: /status, /metrics) are the only open ports, and the policy narrows who
+    reaches each. Egress is not restricted (models are pulled from registries).
+    """
+
+    enabled: bool = Field(True, description="Render the NetworkPolicy; false removes it.")
+    ingress: list[NetworkPolicyPeer] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Who may reach the gateway; empty: everyone (the gateway is not narrowed).",
+    )
+    metrics_from: list[NetworkPolicyPeer] = Field(
+        default_factory=list,
+        max_length=32,
+        description="Who may reach the admin port (/metrics, /status) besides the operator, "
+        "e.g. the monitoring namespace.",
     )
 
 
@@ -359,6 +535,9 @@ class OllamaServerSpec(
     gateway: GatewaySpec = Field(default_factory=GatewaySpec, json_schema_extra=_obj())
     service: ServiceSpec = Field(default_factory=ServiceSpec, json_schema_extra=_obj())
     monitoring: MonitoringSpec = Field(default_factory=MonitoringSpec, json_schema_extra=_obj())
+    network_policy: NetworkPolicySpec = Field(
+        default_factory=NetworkPolicySpec, json_schema_extra=_obj()
+    )
 
     @model_validator(mode="after")
     def _cross_field(self) -> OllamaServerSpec:

@@ -7,7 +7,9 @@ not in these dicts is not owned by the operator.
 
 Security posture, decided here once: Ollama binds to 127.0.0.1 only (the
 sidecar is the one way in), both containers run as a non-root user with a
-read-only root filesystem and no capabilities, the pod gets no API token.
+read-only root filesystem and no capabilities, the pod gets no API token, and
+(unless turned off) a NetworkPolicy narrows who reaches the gateway and, more
+tightly, its admin port.
 """
 
 from __future__ import annotations
@@ -25,9 +27,10 @@ from ..api.sidecar_config import (
     PUBLIC_PORT,
     TOKEN_DIR,
     TOKEN_KEY,
+    CachePolicy,
     SidecarConfig,
 )
-from ..api.spec import DEFAULT_IMAGE, OllamaServerSpec, OllamaSettings
+from ..api.spec import DEFAULT_IMAGE, NetworkPolicyPeer, OllamaServerSpec, OllamaSettings
 from .naming import Owner, common_labels, selector_labels
 
 Manifest = dict[str, Any]
@@ -45,6 +48,9 @@ DEFAULT_SIDECAR_RESOURCES: dict[str, dict[str, str]] = {
 }
 #: A startup budget of 10 minutes: slow image or volume setup must not get the pod killed.
 STARTUP_PROBE_FAILURES = 120
+#: The label the API server puts on every namespace, with its name (Kubernetes 1.21+): how
+#: a NetworkPolicy peer names exactly one namespace.
+NAMESPACE_NAME_LABEL = "kubernetes.io/metadata.name"
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +59,9 @@ class BuildContext:
 
     #: Image for the sidecar container when ``spec.gateway.image`` is unset.
     operator_image: str = "ollama-operator:0.1.0"
+    #: The namespace the operator runs in (``POD_NAMESPACE``): the NetworkPolicy lets it
+    #: reach the admin port (/status). None (run outside the cluster): no such peer.
+    operator_namespace: str | None = None
 
 
 def _meta(owner: Owner, name: str, **extra: Any) -> Manifest:
@@ -341,9 +350,26 @@ def build_headless_service(owner: Owner) -> Manifest:
     }
 
 
+def cache_policy(spec: OllamaServerSpec) -> CachePolicy | None:
+    """The sidecar's top-level ``cache`` block from ``spec.gateway.cache.shared`` and
+    ``.maxBytes``; None when the spec sets neither, so such configs render as before."""
+    cache = spec.gateway.cache
+    if cache.shared is None and cache.max_bytes is None:
+        return None
+    fields: dict[str, Any] = {}
+    if cache.shared is not None:
+        fields["shared"] = cache.shared
+    if cache.max_bytes is not None:
+        fields["max_bytes"] = cache.max_bytes
+    return CachePolicy(**fields)
+
+
 def sidecar_config(owner: Owner, spec: OllamaServerSpec) -> SidecarConfig:
     """What the sidecar needs to know, as the typed config model."""
     auth = spec.gateway.auth.api_keys_secret_ref
+    # shared and maxBytes travel in the top-level ``cache`` block only (where the sidecar
+    # reads them), not a second time under ``gateway.cache``.
+    cache = spec.gateway.cache.model_copy(update={"shared": None, "max_bytes": None})
     return SidecarConfig(
         server=owner.name,
         namespace=owner.namespace,
@@ -351,7 +377,8 @@ def sidecar_config(owner: Owner, spec: OllamaServerSpec) -> SidecarConfig:
         models_prune=spec.models_prune,
         api_keys_file=f"{KEYS_DIR}/{KEYS_FILE_NAME}" if auth is not None else None,
         internal_token_file=f"{TOKEN_DIR}/{TOKEN_KEY}",
-        gateway=spec.gateway,
+        gateway=spec.gateway.model_copy(update={"cache": cache}),
+        cache=cache_policy(spec),
     )
 
 
@@ -388,12 +415,67 @@ def build_pdb(owner: Owner, spec: OllamaServerSpec) -> Manifest | None:
     }
 
 
+def _peers(peers: list[NetworkPolicyPeer]) -> list[Manifest]:
+    """Peers as the API server stores them: unset lists left out, but an empty selector
+    kept (``podSelector: {}`` means every pod, not no pod)."""
+    return [p.model_dump(mode="json", by_alias=True, exclude_defaults=True) for p in peers]
+
+
+def _policy_port(port: int, peers: list[Manifest] | None) -> Manifest:
+    rule: Manifest = {"ports": [{"protocol": "TCP", "port": port}]}
+    if peers is not None:
+        rule["from"] = peers
+    return rule
+
+
+def build_network_policy(
+    owner: Owner, spec: OllamaServerSpec, ctx: BuildContext
+) -> Manifest | None:
+    """Ingress to the server's pods: the gateway from ``ingress`` peers, the admin port from
+    the operator's namespace and ``metricsFrom``; nothing else. None when disabled.
+
+    Two NetworkPolicy rules matter here. A rule without ``from`` admits every source, so an
+    empty ``ingress`` leaves the gateway open to all (the Service may be a LoadBalancer), but
+    the admin rule is left out altogether when it has no peer: with the pods selected and
+    no rule for 9090, nobody reaches /status and /metrics (an empty ``from`` would open it).
+    Only Ingress is restricted: the sidecar pulls models from registries anywhere. Kubelet
+    probes are not affected, node-to-pod traffic is always allowed.
+    """
+    policy = spec.network_policy
+    if not policy.enabled:
+        return None
+    admin_peers: list[Manifest] = []
+    if ctx.operator_namespace:
+        admin_peers.append(
+            {"namespaceSelector": {"matchLabels": {NAMESPACE_NAME_LABEL: ctx.operator_namespace}}}
+        )
+    admin_peers.extend(_peers(policy.metrics_from))
+    rules = [_policy_port(PUBLIC_PORT, _peers(policy.ingress) or None)]
+    if admin_peers:
+        rules.append(_policy_port(ADMIN_PORT, admin_peers))
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "NetworkPolicy",
+        "metadata": _meta(owner, owner.network_policy),
+        "spec": {
+            "podSelector": {"matchLabels": selector_labels(owner)},
+            "policyTypes": ["Ingress"],
+            "ingress": rules,
+        },
+    }
+
+
 def build_children(owner: Owner, spec: OllamaServerSpec, ctx: BuildContext) -> list[Manifest]:
-    """Every child the operator applies on each reconcile, in a safe creation order.
+    """Every child the operator applies on each reconcile, in a safe creation order: the
+    NetworkPolicy first, so no pod is ever reachable before it is narrowed.
 
     The internal Secret is not here: it is created once (see reconcile), never re-applied.
     """
-    children = [
+    children: list[Manifest] = []
+    network_policy = build_network_policy(owner, spec, ctx)
+    if network_policy is not None:
+        children.append(network_policy)
+    children += [
         build_configmap(owner, spec),
         build_headless_service(owner),
         build_service(owner, spec),

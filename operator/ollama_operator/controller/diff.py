@@ -2,18 +2,34 @@
 
 A server-side apply that changes nothing is still a write request, so a
 steady cluster would see a stream of no-op PATCHes. Instead the reconcile
-compares the desired manifest with the live object from the watch cache and
-applies only when a field the operator manages differs. "Differs" means: a
-desired key is missing or has another value; keys only the live object has
-(server defaults, other managers' fields, status) are ignored. Quantities are
-compared by value, because the API server rewrites ``1000m`` as ``1``.
+applies a child only when one of two things is true:
+
+* **The desired manifest changed.** Every manifest is stamped with a hash of
+  itself (annotation :data:`APPLIED_HASH`); a live object carrying another
+  hash (or none) was applied from another spec. Re-applying is then enough,
+  also for *removed* fields: server-side apply with the same field manager
+  drops every field the manager owned but no longer sends. A subset check
+  alone could never see a removal, since the old object is a superset of the
+  new manifest.
+* **Someone else changed a field we own** (drift): a desired key is missing
+  or has another value. Keys only the live object has (server defaults, other
+  managers' fields, status) are ignored.
+
+Values compare exactly, except resource amounts (``requests``, ``limits``,
+``sizeLimit``), which compare as quantities because the API server rewrites
+``1000m`` as ``1``; an env value ``"1"`` and ``"1.0"`` are different strings.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import json
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from .naming import APPLIED_HASH
 
 _SUFFIXES = {
     "Ki": Decimal(1024),
@@ -55,36 +71,70 @@ def quantity_value(value: object) -> Decimal | None:
         return None
 
 
-def _scalar_equal(desired: object, live: object) -> bool:
+#: Keys under which every value is a Kubernetes quantity (container resources, claim
+#: requests, emptyDir size): the API server normalises these, nothing else.
+QUANTITY_KEYS = frozenset({"requests", "limits", "sizeLimit"})
+
+
+def _scalar_equal(desired: object, live: object, quantity: bool) -> bool:
     if desired == live and type(desired) is type(live):
         return True
+    if not quantity:
+        return False
     a, b = quantity_value(desired), quantity_value(live)
     return a is not None and a == b
 
 
-def is_subset(desired: Any, live: Any) -> bool:
+def is_subset(desired: Any, live: Any, *, quantity: bool = False) -> bool:
     """True when every value in ``desired`` is present and equal in ``live``.
 
     An empty desired collection matches an absent live one (``{}`` vs missing).
+    ``quantity``: ``desired`` lies under one of :data:`QUANTITY_KEYS`.
     """
     if isinstance(desired, dict):
         if live is None:
             return not desired
         if not isinstance(live, dict):
             return False
-        return all(is_subset(v, live.get(k)) for k, v in desired.items())
+        return all(
+            is_subset(v, live.get(k), quantity=quantity or k in QUANTITY_KEYS)
+            for k, v in desired.items()
+        )
     if isinstance(desired, list):
         if live is None:
             return not desired
         if not isinstance(live, list) or len(desired) != len(live):
             return False
-        return all(is_subset(d, lv) for d, lv in zip(desired, live, strict=True))
-    return _scalar_equal(desired, live)
+        return all(is_subset(d, lv, quantity=quantity) for d, lv in zip(desired, live, strict=True))
+    return _scalar_equal(desired, live, quantity)
+
+
+def manifest_hash(manifest: dict[str, Any]) -> str:
+    """A digest of the manifest as we would apply it (key order does not matter)."""
+    text = json.dumps(manifest, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def stamped(manifest: dict[str, Any]) -> dict[str, Any]:
+    """A copy of ``manifest`` carrying its own hash as the :data:`APPLIED_HASH` annotation."""
+    result = copy.deepcopy(manifest)
+    meta = result.setdefault("metadata", {})
+    meta["annotations"] = {**(meta.get("annotations") or {}), APPLIED_HASH: manifest_hash(manifest)}
+    return result
+
+
+def _hash_of(obj: dict[str, Any]) -> str | None:
+    annotations = (obj.get("metadata") or {}).get("annotations") or {}
+    value = annotations.get(APPLIED_HASH)
+    return None if value is None else str(value)
 
 
 def needs_apply(desired: dict[str, Any], live: dict[str, Any] | None) -> bool:
-    """Whether applying ``desired`` would change ``live`` (labels, owners, body)."""
+    """Whether ``desired`` (a :func:`stamped` manifest) must be applied over ``live``:
+    it is missing, was applied from another manifest, or a field we own drifted."""
     if live is None:
+        return True
+    if _hash_of(desired) is not None and _hash_of(desired) != _hash_of(live):
         return True
     for key, value in desired.items():
         if key in ("apiVersion", "kind"):

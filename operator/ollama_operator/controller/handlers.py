@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 import kopf
@@ -31,7 +32,8 @@ from .builders import BuildContext
 from .kube import Kube, default_login
 from .naming import MANAGER
 from .poller import StatusPoller
-from .reconcile import ClusterView, Reconciler
+from .reconcile import ClusterView, Reconciler, State
+from .supervise import supervise
 
 log = logging.getLogger(__name__)
 
@@ -131,6 +133,7 @@ CHILD_KINDS = (
     ("", "v1", "services", "services_idx"),
     ("", "v1", "configmaps", "configmaps_idx"),
     ("policy", "v1", "poddisruptionbudgets", "pdbs_idx"),
+    ("networking.k8s.io", "v1", "networkpolicies", "networkpolicies_idx"),
     ("", "v1", "pods", "pods_idx"),
 )
 
@@ -172,6 +175,7 @@ def view_of(
         services=services,
         configmap=_one(indices["configmaps_idx"], key),
         pdb=_one(indices["pdbs_idx"], key),
+        networkpolicy=_one(indices["networkpolicies_idx"], key),
         pods=_values(indices["pods_idx"], key),
         reports=poller.reports(key) if poller is not None else {},
     )
@@ -192,18 +196,53 @@ def poll_targets(indices: Mapping[str, kopf.Index[Key, Any]]) -> dict[Key, dict[
 
 
 def _indices(kwargs: Mapping[str, Any]) -> dict[str, kopf.Index[Key, Any]]:
-    names = ("servers_idx", "statefulsets_idx", "services_idx", "configmaps_idx", "pdbs_idx")
-    return {n: kwargs[n] for n in (*names, "pods_idx")}
+    names = ("servers_idx", *(index_id for *_, index_id in CHILD_KINDS))
+    return {n: kwargs[n] for n in names}
+
+
+def read_state(
+    key: Key,
+    indices: Mapping[str, kopf.Index[Key, Any]],
+    poller: StatusPoller | None = None,
+) -> State | None:
+    """The server and its children as the caches hold them *now* (None: gone or going).
+
+    kopf's indices are live views, so calling this later reads newer state.
+    """
+    body = _one(indices["servers_idx"], key)
+    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+        return None
+    return body, view_of(key, indices, poller)
 
 
 async def _reconcile_key(
     memo: kopf.Memo, key: Key, indices: dict[str, kopf.Index[Key, Any]]
 ) -> None:
-    body = _one(indices["servers_idx"], key)
-    if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
-        return
+    """Reconcile ``key``; the reconciler reads the caches once it holds the server's lock."""
     reconciler: Reconciler = memo["reconciler"]
-    await reconciler.reconcile(body, view_of(key, indices, memo.get("poller")))
+    await reconciler.reconcile(key, lambda: read_state(key, indices, memo.get("poller")))
+
+
+#: Where a pod's ServiceAccount token volume names the pod's namespace.
+SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+def own_namespace(
+    env: Mapping[str, str] = os.environ, sa_file: Path = SERVICE_ACCOUNT_NAMESPACE
+) -> str | None:
+    """The operator's namespace: ``POD_NAMESPACE`` (the chart and manifests set it from the
+    downward API), else the ServiceAccount volume's, else None (run outside a cluster).
+
+    The NetworkPolicies admit this namespace to the admin port, where the status poller
+    reads /status.
+    """
+    configured = env.get("POD_NAMESPACE", "").strip()
+    if configured:
+        return configured
+    try:
+        return sa_file.read_text(encoding="utf-8").strip() or None
+    except OSError:
+        return None
 
 
 @kopf.on.login(registry=REGISTRY)
@@ -222,7 +261,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     settings.watching.client_timeout = 330
     settings.batching.worker_limit = 64
     image = os.environ.get("OLLAMA_OPERATOR_IMAGE") or BuildContext().operator_image
-    reconciler = Reconciler(await Kube.connect(settings), BuildContext(operator_image=image))
+    namespace = own_namespace()
+    if namespace is None:
+        log.warning(
+            "POD_NAMESPACE is unset and there is no ServiceAccount namespace file: the "
+            "NetworkPolicies admit no operator to the sidecars' admin port"
+        )
+    ctx = BuildContext(operator_image=image, operator_namespace=namespace)
+    reconciler = Reconciler(await Kube.connect(settings), ctx)
     memo["reconciler"] = reconciler
     indices = _indices(kwargs)
 
@@ -232,8 +278,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: An
     poller = StatusPoller(on_report, reconciler.token_for)
     reconciler.on_config_applied = poller.poke
     memo["poller"] = poller
-    memo["resync"] = asyncio.create_task(_resync_forever(memo, indices))
-    memo["poll"] = asyncio.create_task(poller.run(lambda: poll_targets(indices)))
+    # Supervised: a loop that dies is logged and restarted with backoff, never lost.
+    memo["resync"] = asyncio.create_task(
+        supervise("resync", lambda: _resync_forever(memo, indices))
+    )
+    memo["poll"] = asyncio.create_task(
+        supervise("status poller", lambda: poller.run(lambda: poll_targets(indices)))
+    )
 
 
 @kopf.on.cleanup(registry=REGISTRY)
@@ -250,14 +301,19 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
 
 
 async def _resync_forever(memo: kopf.Memo, indices: dict[str, kopf.Index[Key, Any]]) -> None:
+    """Reconcile every server every RESYNC_SECONDS; one failure never ends the loop."""
     while True:
         await asyncio.sleep(RESYNC_SECONDS)
-        keys: Iterable[Key] = list(indices["servers_idx"])
-        metrics.SERVERS.set(len(indices["servers_idx"]))
+        try:
+            keys: Iterable[Key] = list(indices["servers_idx"])
+            metrics.SERVERS.set(len(indices["servers_idx"]))
+        except Exception:
+            log.exception("resync pass failed")
+            continue
         for key in keys:
             try:
                 await _reconcile_key(memo, key, indices)
-            except Exception:  # a resync must never die
+            except Exception:
                 log.exception("resync of %s/%s failed", *key)
 
 

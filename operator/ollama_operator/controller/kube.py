@@ -4,7 +4,9 @@ A handful of verbs over one aiohttp session: server-side apply of a manifest,
 create, get, delete, a merge patch of the status subresource, and Events.
 Resource paths come from one small table so the RBAC in ``manifests/`` can
 list exactly these kinds and verbs. Every write uses the field manager
-``ollama-operator``.
+``ollama-operator``. A request the API server sheds under load (API priority
+and fairness answers 429, or 503, with ``Retry-After``) is retried after the
+delay it asks for, a few times and never longer than a cap, as client-go does.
 
 Why not a generated client library: these six verbs on plain dicts are all the
 controller needs, and kopf already resolves the credentials (ServiceAccount or
@@ -18,9 +20,11 @@ memory budget (docs/benchmarks.md).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
-from collections.abc import Callable
+import os
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -40,11 +44,18 @@ PLURALS: dict[tuple[str, str], str] = {
     ("v1", "Event"): "events",
     ("apps/v1", "StatefulSet"): "statefulsets",
     ("policy/v1", "PodDisruptionBudget"): "poddisruptionbudgets",
+    ("networking.k8s.io/v1", "NetworkPolicy"): "networkpolicies",
     (f"{API_GROUP}/{API_VERSION}", "OllamaServer"): PLURAL,
 }
 
 #: Seconds one API request may take, connection included.
 REQUEST_TIMEOUT = 30.0
+#: Retries of one request the API server asked us to repeat later (429/503 + Retry-After).
+MAX_THROTTLE_RETRIES = 3
+#: The longest Retry-After honoured, in seconds (a longer one is waited this long).
+MAX_RETRY_AFTER = 10.0
+#: Statuses whose Retry-After we honour: too many requests, and service unavailable.
+RETRY_AFTER_STATUSES = frozenset({429, 503})
 
 Login = Callable[[], kopf.ConnectionInfo | None]
 
@@ -77,6 +88,23 @@ def error_message(status: int, reason: str, text: str) -> str:
     return reason or f"HTTP {status}"
 
 
+def retry_after(status: int, header: str | None) -> float | None:
+    """Seconds to wait before repeating a request, or None when it is not to be repeated.
+
+    Only 429 and 503 with a ``Retry-After`` in seconds count (an HTTP-date is not used by
+    kube-apiserver); the wait is capped at :data:`MAX_RETRY_AFTER`.
+    """
+    if status not in RETRY_AFTER_STATUSES or header is None:
+        return None
+    try:
+        seconds = float(header.strip())
+    except ValueError:
+        return None
+    if seconds != seconds:  # NaN
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
+
+
 def default_login(settings: kopf.OperatorSettings) -> Login:
     """The operator's credentials: in-cluster ServiceAccount, else the kubeconfig.
 
@@ -84,18 +112,43 @@ def default_login(settings: kopf.OperatorSettings) -> Login:
     """
 
     def login() -> kopf.ConnectionInfo | None:
-        return kopf.login_with_service_account(settings=settings) or kopf.login_with_kubeconfig(
-            settings=settings
-        )
+        in_cluster = kopf.login_with_service_account(settings=settings)
+        if in_cluster is not None:
+            return dataclasses.replace(in_cluster, server=in_cluster_server(in_cluster.server))
+        return kopf.login_with_kubeconfig(settings=settings)
 
     return login
+
+
+def in_cluster_server(default: str, env: Mapping[str, str] = os.environ) -> str:
+    """The API server's address inside a pod, as client-go's InClusterConfig finds it.
+
+    kopf's ServiceAccount login names ``https://kubernetes.default.svc``, which needs the
+    cluster's DNS: an operator started before CoreDNS is ready, or on a cluster without
+    it, could not reach the API at all. The kubelet puts the ``kubernetes`` Service's
+    address in every pod's environment; the API server's certificate covers it.
+    """
+    host = env.get("KUBERNETES_SERVICE_HOST", "")
+    port = env.get("KUBERNETES_SERVICE_PORT", "")
+    if not host or not port:
+        return default
+    if ":" in host:  # IPv6
+        host = f"[{host}]"
+    return f"https://{host}:{port}"
 
 
 class Kube:
     """Thin async client; one per operator process."""
 
-    def __init__(self, login: Login, *, timeout: float = REQUEST_TIMEOUT) -> None:
+    def __init__(
+        self,
+        login: Login,
+        *,
+        timeout: float = REQUEST_TIMEOUT,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
         self._login = login
+        self._sleep = sleep
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
         self._info: kopf.ConnectionInfo | None = None
@@ -151,13 +204,26 @@ class Kube:
         """One API request; the decoded JSON object, or :class:`ApiError`.
 
         A 401 logs in again once (a projected token is rotated on disk) and retries;
-        the session, and requests in flight on it, are left alone.
+        the session, and requests in flight on it, are left alone. A 429/503 with
+        ``Retry-After`` is repeated after that delay, at most MAX_THROTTLE_RETRIES times.
         """
         data = None if body is None else json.dumps(body, separators=(",", ":"))
-        status, reason, text, used = await self._send(method, path, data, query, content_type)
-        if status == 401:
-            await self._refresh(used)
-            status, reason, text, _ = await self._send(method, path, data, query, content_type)
+        logged_in_again = False
+        throttled = 0
+        while True:
+            status, reason, text, used, wait = await self._send(
+                method, path, data, query, content_type
+            )
+            if status == 401 and not logged_in_again:
+                logged_in_again = True
+                await self._refresh(used)
+                continue
+            if wait is not None and throttled < MAX_THROTTLE_RETRIES:
+                throttled += 1
+                log.info("%s %s: HTTP %d, retrying in %.1fs", method, path, status, wait)
+                await self._sleep(wait)
+                continue
+            break
         if status >= 400:
             raise ApiError(status, error_message(status, reason, text))
         try:
@@ -173,7 +239,9 @@ class Kube:
         data: str | None,
         query: list[tuple[str, str]] | None,
         content_type: str,
-    ) -> tuple[int, str, str, kopf.ConnectionInfo]:
+    ) -> tuple[int, str, str, kopf.ConnectionInfo, float | None]:
+        """One HTTP exchange: status, reason, body, the credentials used, and how long
+        the server asked us to wait before repeating it (None: do not repeat)."""
         session, info = self._connection()
         try:
             async with session.request(
@@ -184,7 +252,8 @@ class Kube:
                 headers={"Content-Type": content_type, **self._auth},
                 proxy=info.proxy_url,
             ) as resp:
-                return resp.status, resp.reason or "", await resp.text(), info
+                wait = retry_after(resp.status, resp.headers.get("Retry-After"))
+                return resp.status, resp.reason or "", await resp.text(), info, wait
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise ApiError(0, f"{method} {path}: {str(exc) or type(exc).__name__}") from None
 

@@ -41,6 +41,48 @@ class Event:
     message: str
 
 
+#: The fields of one model in a sidecar's /status and the JSON types each may have
+#: (any of them may also be null or absent; ``name`` is required).
+_REPORT_FIELDS: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "phase": (str,),
+    "progress": (int, float),
+    "completedBytes": (int, float),
+    "totalBytes": (int, float),
+    "digest": (str,),
+    "size": (int, float),
+    "loaded": (bool,),
+    "message": (str,),
+    "lastTransitionTime": (str,),
+}
+
+
+def report_problem(report: object) -> str | None:
+    """Why a sidecar's /status document cannot be used, or None when it can.
+
+    Everything downstream (aggregation, the status write) trusts the shape checked
+    here, so one malformed answer is one failed poll, never a crash.
+    """
+    if not isinstance(report, dict):
+        return f"the document is a {type(report).__name__}, not an object"
+    models = report.get("models")
+    if models is None:
+        return None
+    if not isinstance(models, list):
+        return f"models is a {type(models).__name__}, not a list"
+    for i, model in enumerate(models):
+        if not isinstance(model, dict):
+            return f"models[{i}] is a {type(model).__name__}, not an object"
+        if not isinstance(model.get("name"), str):
+            return f"models[{i}].name is missing or not a string"
+        for key, types in _REPORT_FIELDS.items():
+            value = model.get(key)
+            numeric = types != (bool,) and isinstance(value, bool)
+            if value is not None and (numeric or not isinstance(value, types)):
+                return f"models[{i}].{key} is a {type(value).__name__}"
+    return None
+
+
 def _entries(reports: Mapping[str, Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
     found = []
     for report in reports.values():

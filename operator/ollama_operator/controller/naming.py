@@ -14,6 +14,8 @@ from ..api.spec import API_GROUP, API_VERSION, KIND
 MANAGER = "ollama-operator"
 LABEL_PREFIX = "ollama.operator.dev"
 APP_NAME = "ollama"
+#: Annotation on every applied child: a hash of the manifest it was applied from (diff.py).
+APPLIED_HASH = f"{LABEL_PREFIX}/applied-hash"
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +61,10 @@ class Owner:
 
     @property
     def pdb(self) -> str:
+        return self.name
+
+    @property
+    def network_policy(self) -> str:
         return self.name
 
     @property

@@ -7,6 +7,10 @@ once when its set of pods changes. Requests go to ``http://<podIP>:9090/status``
 with the server's internal token, a short timeout and a global concurrency
 bound, so a thousand pods cannot stall the operator. Only a *change* in what
 the pods report triggers a reconcile; the reconcile turns reports into status.
+
+Nothing a pod answers can stop the loop: a malformed document is a failed poll
+of that pod (logged once, until it answers well again), and a pass that fails
+for any other reason is logged and the next pass runs as usual.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from typing import Any
 import aiohttp
 
 from ..api.sidecar_config import ADMIN_PORT
-from .models import in_progress
+from .models import in_progress, report_problem
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +67,8 @@ class StatusPoller:
         self._misses: dict[Key, int] = {}
         self._due: dict[Key, float] = {}
         self._pods: dict[Key, Targets] = {}
+        #: Pods whose last answer was malformed (logged once, until they answer well).
+        self._malformed: set[tuple[Key, str]] = set()
         #: The HTTP client; run() opens (and closes) one when none was given.
         self._session = session
 
@@ -75,19 +81,27 @@ class StatusPoller:
             table.pop(key, None)
         for pod_key in [k for k in self._failures if k[0] == key]:
             del self._failures[pod_key]
+        self._malformed = {k for k in self._malformed if k[0] != key}
 
     def poke(self, key: Key, delay: float = 1.0) -> None:
         """Poll soon: the server's config changed (the sidecars reload it within a second)."""
         self._due[key] = min(self._due.get(key, math.inf), time.monotonic() + delay)
 
     async def run(self, targets: Callable[[], Mapping[Key, Targets]], tick: float = 0.5) -> None:
-        """Poll forever; ``targets`` returns the running pods of every server right now."""
+        """Poll forever; ``targets`` returns the running pods of every server right now.
+
+        A pass that raises is logged and the loop goes on: one bad pass must not freeze
+        model status for every server.
+        """
         owned = self._session is None
         if owned:
             self._session = aiohttp.ClientSession()
         try:
             while True:
-                await self.poll_due(targets())
+                try:
+                    await self.poll_due(targets())
+                except Exception:
+                    log.exception("a status poll pass failed; polling goes on")
                 await asyncio.sleep(tick)
         finally:
             if owned and self._session is not None:
@@ -116,7 +130,8 @@ class StatusPoller:
         previous = self._reports.get(key, {})
         reports: dict[str, Report] = {}
         answered = 0
-        for name, result in zip(pods, results, strict=True):
+        for name, raw in zip(pods, results, strict=True):
+            result = self._usable(key, name, raw)
             if result is not None:
                 answered += 1
                 self._failures.pop((key, name), None)
@@ -145,7 +160,20 @@ class StatusPoller:
             except Exception:  # the poll loop must outlive any reconcile failure
                 log.exception("reconcile after a model report of %s/%s failed", *key)
 
-    async def _fetch(self, ip: str, token: str | None) -> Report | None:
+    def _usable(self, key: Key, pod: str, answer: object) -> Report | None:
+        """The answer as a report, or None when there was none or it is malformed."""
+        if answer is None:
+            return None
+        problem = report_problem(answer)
+        if problem is None and isinstance(answer, dict):
+            self._malformed.discard((key, pod))
+            return answer
+        if (key, pod) not in self._malformed:
+            self._malformed.add((key, pod))
+            log.warning("pod %s/%s sent a malformed /status: %s", key[0], pod, problem)
+        return None
+
+    async def _fetch(self, ip: str, token: str | None) -> object:
         if self._session is None:
             return None
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -160,4 +188,4 @@ class StatusPoller:
             except (TimeoutError, aiohttp.ClientError, ValueError) as exc:
                 log.debug("GET %s failed: %s", url, exc)
                 return None
-        return body if isinstance(body, dict) else None
+        return body

@@ -3,12 +3,16 @@
 Given the object and what the watch caches hold about its children, it
 (1) makes sure the internal token Secret exists, created once and never
 rotated here; (2) builds every child with :mod:`.builders` and server-side
-applies only those whose managed fields differ from the live object
-(:mod:`.diff`), so drift is repaired and a steady cluster causes no writes;
-(3) deletes children that should no longer exist (the PDB below 2 replicas);
-(4) computes the status (:mod:`.status`) and patches it only when it changed.
+applies only those whose desired manifest changed or whose managed fields
+drifted (:mod:`.diff`), so edits (removals too) reach the children, drift is
+repaired and a steady cluster causes no writes; (3) deletes children that
+should no longer exist (the PDB below 2 replicas, the NetworkPolicy once
+disabled); (4) computes the status
+(:mod:`.status`) and patches it only when it changed; (5) posts the Events
+it decided on, after releasing the server's lock.
 It does not care what triggered it, so any event, a restart or the periodic
-resync converge to the same result.
+resync converge to the same result; it reads its inputs only once it holds
+the server's lock, so the newest spec always wins.
 """
 
 from __future__ import annotations
@@ -31,9 +35,9 @@ from ..api.spec import API_GROUP, API_VERSION, KIND, OllamaServerSpec
 from ..api.validation import describe
 from . import metrics
 from .builders import BuildContext, build_children, build_internal_secret
-from .diff import needs_apply
+from .diff import needs_apply, stamped
 from .kube import ApiError, Kube
-from .models import transitions
+from .models import Event, transitions
 from .naming import Owner
 from .status import Observed, compute_status, status_changed
 
@@ -41,6 +45,8 @@ log = logging.getLogger(__name__)
 
 #: How long a verified internal Secret is trusted before it is looked up again.
 SECRET_RECHECK_SECONDS = 600.0
+
+Key = tuple[str, str]
 
 
 def now_rfc3339() -> str:
@@ -56,6 +62,7 @@ class ClusterView:
     services: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     configmap: Mapping[str, Any] | None = None
     pdb: Mapping[str, Any] | None = None
+    networkpolicy: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
     #: pod name → the pod's sidecar /status report (empty: none answered yet).
     reports: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -68,6 +75,8 @@ class ClusterView:
             return self.configmap
         if kind == "PodDisruptionBudget":
             return self.pdb
+        if kind == "NetworkPolicy":
+            return self.networkpolicy
         if kind == "Service":
             return self.services.get(name)
         return None
@@ -75,10 +84,6 @@ class ClusterView:
 
 def _version(obj: Mapping[str, Any] | None) -> str | None:
     return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion", ""))
-
-
-def _owned_name(child: str, server: str) -> bool:
-    return child == server or child.startswith(f"{server}-")
 
 
 def _decode_token(secret: Mapping[str, Any]) -> str:
@@ -110,26 +115,33 @@ def involved(owner: Owner) -> dict[str, Any]:
     }
 
 
+#: What a reconcile reads: the server as cached and its cached children, or None when
+#: there is nothing to reconcile (the server is gone or being deleted).
+State = tuple[Mapping[str, Any], ClusterView]
+Read = Callable[[], State | None]
+
+
 class Reconciler:
     """Holds what outlives one reconcile: the client, locks, which Secrets are known."""
 
     def __init__(self, kube: Kube, ctx: BuildContext | None = None) -> None:
         self.kube = kube
         self.ctx = ctx or BuildContext()
-        self._locks: dict[tuple[str, str], asyncio.Lock] = {}
-        self._waiting: set[tuple[str, str]] = set()
+        self._locks: dict[Key, asyncio.Lock] = {}
+        #: Servers with a reconcile queued on their lock (it reads the state once it runs).
+        self._waiting: set[Key] = set()
         self._secret_seen: dict[tuple[str, str, str], float] = {}
-        self._last_error: dict[tuple[str, str], str] = {}
-        self._tokens: dict[tuple[str, str], str] = {}
+        self._last_error: dict[Key, str] = {}
+        self._tokens: dict[Key, str] = {}
         #: Per server: (resourceVersion the last status write was computed from, the status
         #: written). The watch cache lags our own writes; a reconcile that still sees the
         #: old version must compare against what was written, or it writes (and posts
         #: Events) twice.
-        self._written: dict[tuple[str, str], tuple[str, dict[str, Any]]] = {}
-        #: Per child (kind, namespace, name): (resourceVersion the cache showed when we
+        self._written: dict[Key, tuple[str, dict[str, Any]]] = {}
+        #: Per server, per child (kind, name): (resourceVersion the cache showed when we
         #: applied, the manifest applied). The same lag as for the status: until the cache
         #: shows a newer version, re-applying the same manifest would only repeat a write.
-        self._applied: dict[tuple[str, str, str], tuple[str | None, dict[str, Any]]] = {}
+        self._applied: dict[Key, dict[tuple[str, str], tuple[str | None, dict[str, Any]]]] = {}
         #: Called with (namespace, name) after the sidecar config changed (the poller's poke).
         self.on_config_applied: Callable[[tuple[str, str]], None] | None = None
 
@@ -138,33 +150,51 @@ class Reconciler:
         return self._tokens.get(key)
 
     def forget(self, namespace: str, name: str) -> None:
-        """Drop per-object state once the OllamaServer is gone."""
-        self._locks.pop((namespace, name), None)
-        self._last_error.pop((namespace, name), None)
-        self._tokens.pop((namespace, name), None)
-        self._written.pop((namespace, name), None)
-        for key in [k for k in self._applied if k[1] == namespace and _owned_name(k[2], name)]:
-            del self._applied[key]
+        """Drop per-object state once the OllamaServer is gone.
+
+        Everything is keyed by the server itself, never matched by child names: ``a`` and
+        ``a-b`` are two servers, and ``a-b-config`` is no child of ``a``.
+        """
+        key = (namespace, name)
+        self._locks.pop(key, None)
+        self._last_error.pop(key, None)
+        self._tokens.pop(key, None)
+        self._written.pop(key, None)
+        self._applied.pop(key, None)
         with contextlib.suppress(KeyError):
             metrics.SERVER_READY.remove(namespace, name)
-        for key in [k for k in self._secret_seen if k[:2] == (namespace, name)]:
-            del self._secret_seen[key]
+        for seen in [k for k in self._secret_seen if k[:2] == key]:
+            del self._secret_seen[seen]
 
-    async def reconcile(self, body: Mapping[str, Any], view: ClusterView) -> None:
-        """Serialised per object; a reconcile that would only queue behind another is dropped,
-        because the one already waiting will read the newest cached state anyway."""
-        owner = owner_of(body)
-        key = (owner.namespace, owner.name)
+    async def reconcile(self, key: Key, read: Read) -> None:
+        """Reconcile one server; serialised per server, coalesced, never stale.
+
+        ``read`` is called only once this call holds the server's lock, so a reconcile
+        that waited behind another sees the newest cached spec, not the one current
+        when it was triggered. While one call waits for the lock, further calls return
+        at once: the waiting one has not read yet, so it will see whatever they were
+        triggered by (coalesced, not dropped). Events are posted after the lock is
+        released: a slow Event POST never holds back the next reconcile.
+        """
         if key in self._waiting:
             return
         lock = self._locks.setdefault(key, asyncio.Lock())
         self._waiting.add(key)
+        events: list[Event] = []
+        owner: Owner | None = None
         try:
             async with lock:
+                # No await between leaving the waiting set and reading: a trigger that
+                # arrives from here on queues a reconcile of its own.
                 self._waiting.discard(key)
+                state = read()
+                if state is None:
+                    return
+                body, view = state
+                owner = owner_of(body)
                 started = time.perf_counter()
                 try:
-                    await self._reconcile(owner, body, view)
+                    await self._reconcile(owner, body, view, events)
                     metrics.RECONCILES.labels("ok").inc()
                 except ApiError as exc:
                     metrics.RECONCILES.labels("error").inc()
@@ -173,6 +203,11 @@ class Reconciler:
                     metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         finally:
             self._waiting.discard(key)
+        if owner is not None:
+            for event in events:
+                await self.kube.event(
+                    involved(owner), type_=event.type, reason=event.reason, message=event.message
+                )
 
     def _last_status(
         self, owner: Owner, body: Mapping[str, Any], version: str
@@ -184,7 +219,9 @@ class Reconciler:
             return written[1]
         return body.get("status") or {}
 
-    async def _reconcile(self, owner: Owner, body: Mapping[str, Any], view: ClusterView) -> None:
+    async def _reconcile(
+        self, owner: Owner, body: Mapping[str, Any], view: ClusterView, events: list[Event]
+    ) -> None:
         version = _version(body) or ""
         old_status = self._last_status(owner, body, version)
         try:
@@ -192,10 +229,12 @@ class Reconciler:
         except ValidationError as exc:
             # The CRD schema refuses nearly everything first; whatever slips through
             # (e.g. an object stored before a schema change) is reported, never crashes.
-            await self._write_invalid(owner, old_status, exc)
+            await self._write_status(
+                owner, version, old_status, invalid_status(owner, exc, old_status, now_rfc3339())
+            )
             return
         await self._ensure_secret(owner)
-        apply_error = await self._apply_children(owner, spec, view)
+        apply_error = await self._apply_children(owner, spec, view, events)
         status = compute_status(
             owner,
             spec,
@@ -205,15 +244,22 @@ class Reconciler:
         )
         ready = any(c["type"] == "Ready" and c["status"] == "True" for c in status["conditions"])
         metrics.SERVER_READY.labels(owner.namespace, owner.name).set(1 if ready else 0)
-        if status_changed(status, old_status):
-            await self.kube.patch_status(owner.namespace, owner.name, status)
-            self._written[(owner.namespace, owner.name)] = (version, {**old_status, **status})
-            metrics.STATUS_WRITES.inc()
+        if await self._write_status(owner, version, old_status, status):
             # Derived from the stored status, so a restart never repeats an Event.
-            for event in transitions(old_status.get("models") or [], status.get("models") or []):
-                await self.kube.event(
-                    involved(owner), type_=event.type, reason=event.reason, message=event.message
-                )
+            events.extend(transitions(old_status.get("models") or [], status.get("models") or []))
+
+    async def _write_status(
+        self, owner: Owner, version: str, old_status: Mapping[str, Any], status: dict[str, Any]
+    ) -> bool:
+        """Merge-patch ``status`` when it changes anything; remember what the object holds
+        then (the old status merged with the patch), keyed by the version it was computed
+        from, until the watch cache catches up. True when it wrote."""
+        if not status_changed(status, old_status):
+            return False
+        await self.kube.patch_status(owner.namespace, owner.name, status)
+        self._written[(owner.namespace, owner.name)] = (version, {**old_status, **status})
+        metrics.STATUS_WRITES.inc()
+        return True
 
     async def _ensure_secret(self, owner: Owner) -> None:
         key = (owner.namespace, owner.name, owner.uid)
@@ -239,22 +285,23 @@ class Reconciler:
         self._secret_seen[key] = time.monotonic()
 
     async def _apply_children(
-        self, owner: Owner, spec: OllamaServerSpec, view: ClusterView
+        self, owner: Owner, spec: OllamaServerSpec, view: ClusterView, events: list[Event]
     ) -> str | None:
         errors: list[str] = []
-        for child in build_children(owner, spec, self.ctx):
+        applied = self._applied.setdefault((owner.namespace, owner.name), {})
+        for child in map(stamped, build_children(owner, spec, self.ctx)):
             kind, name = child["kind"], child["metadata"]["name"]
             live = view.live(kind, name)
-            memo_key = (kind, owner.namespace, name)
+            memo_key = (kind, name)
             if not needs_apply(child, dict(live) if live is not None else None):
-                self._applied.pop(memo_key, None)  # the cache shows our apply: forget it
+                applied.pop(memo_key, None)  # the cache shows our apply: forget it
                 continue
             seen = _version(live)
-            if self._applied.get(memo_key) == (seen, child):
+            if applied.get(memo_key) == (seen, child):
                 continue  # applied already; the cache has not caught up yet
             try:
                 await self.kube.apply(child)
-                self._applied[memo_key] = (seen, child)
+                applied[memo_key] = (seen, child)
                 metrics.APPLIES.labels(kind).inc()
                 log.info("applied %s %s/%s", kind, owner.namespace, name)
                 if kind == "ConfigMap" and self.on_config_applied is not None:
@@ -264,47 +311,49 @@ class Reconciler:
         if spec.replicas <= 1 and view.pdb is not None:
             await self.kube.delete("policy/v1", "PodDisruptionBudget", owner.namespace, owner.pdb)
             metrics.DELETES.labels("PodDisruptionBudget").inc()
+        if not spec.network_policy.enabled and view.networkpolicy is not None:
+            await self.kube.delete(
+                "networking.k8s.io/v1", "NetworkPolicy", owner.namespace, owner.network_policy
+            )
+            metrics.DELETES.labels("NetworkPolicy").inc()
         message = "; ".join(errors) or None
-        await self._report_error(owner, message)
+        event = self._error_event(owner, message)
+        if event is not None:
+            events.append(event)
         return message
 
-    async def _report_error(self, owner: Owner, message: str | None) -> None:
+    def _error_event(self, owner: Owner, message: str | None) -> Event | None:
         """One Warning Event per distinct error, not one per reconcile."""
         key = (owner.namespace, owner.name)
         if message is None:
             self._last_error.pop(key, None)
-            return
+            return None
         if self._last_error.get(key) == message:
-            return
+            return None
         self._last_error[key] = message
-        await self.kube.event(
-            involved(owner), type_="Warning", reason="ApplyFailed", message=message
-        )
+        return Event("Warning", "ApplyFailed", message)
 
-    async def _write_invalid(
-        self, owner: Owner, old_status: Mapping[str, Any], exc: ValidationError
-    ) -> None:
-        message = "; ".join(describe(exc))[:2048]
-        now = now_rfc3339()
-        old = {c.get("type"): c for c in old_status.get("conditions") or []}
-        conditions = []
-        for type_, state in (("Ready", "False"), ("Degraded", "True")):
-            prior = old.get(type_) or {}
-            stamp = prior.get("lastTransitionTime", now) if prior.get("status") == state else now
-            conditions.append(
-                {
-                    "type": type_,
-                    "status": state,
-                    "reason": "InvalidSpec",
-                    "message": message,
-                    "lastTransitionTime": stamp,
-                    "observedGeneration": owner.generation,
-                }
-            )
-        status: dict[str, Any] = {
-            "observedGeneration": owner.generation,
-            "conditions": conditions,
-        }
-        if status_changed(status, old_status):
-            await self.kube.patch_status(owner.namespace, owner.name, status)
-            metrics.STATUS_WRITES.inc()
+
+def invalid_status(
+    owner: Owner, exc: ValidationError, old_status: Mapping[str, Any], now: str
+) -> dict[str, Any]:
+    """The status of a server whose stored spec the controller cannot read: Ready False,
+    Degraded True, both ``InvalidSpec`` with a message naming the field. A condition
+    keeps its ``lastTransitionTime`` unless its status flips."""
+    message = "; ".join(describe(exc))[:2048]
+    old = {c.get("type"): c for c in old_status.get("conditions") or []}
+    conditions = []
+    for type_, state in (("Ready", "False"), ("Degraded", "True")):
+        prior = old.get(type_) or {}
+        stamp = prior.get("lastTransitionTime", now) if prior.get("status") == state else now
+        conditions.append(
+            {
+                "type": type_,
+                "status": state,
+                "reason": "InvalidSpec",
+                "message": message,
+                "lastTransitionTime": stamp,
+                "observedGeneration": owner.generation,
+            }
+        )
+    return {"observedGeneration": owner.generation, "conditions": conditions}

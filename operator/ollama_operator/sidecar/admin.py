@@ -8,17 +8,26 @@
   aggregates into the OllamaServer's status. It names models and their pull
   progress, so it wants the internal token (``Authorization: Bearer``) from
   ``internalTokenFile``; without such a file configured it is open.
-- ``/metrics``: Prometheus text format (:mod:`.metrics`).
+- ``/metrics``: Prometheus text format (:mod:`.metrics`), rendered in a worker
+  thread, one render at a time: both ports share one event loop, and a render
+  on it (thousands of series, a slow gauge callback) would stall every token
+  the gateway relays for as long as it takes. Scrapes take turns, so at most
+  one thread renders.
 
 The port is separate from the public one so that probes and scrapes never
-queue behind inference traffic and never need an API key.
+queue behind inference traffic and never need an API key. Like the public
+port it runs on :class:`~.protocol.GatewayServer` (a malformed request is never
+echoed, since ``/status`` requests carry the internal token), so it is a
+low-level handler, :meth:`Admin.handle`, over a table of four endpoints.
 """
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -68,7 +77,11 @@ class InternalToken:
         scheme, _, presented = authorization.strip().partition(" ")
         if scheme.lower() != "bearer":
             return False
-        digest = hashlib.sha256(presented.strip().encode()).digest()
+        try:
+            raw = presented.strip().encode()
+        except UnicodeEncodeError:  # not UTF-8 (aiohttp keeps such bytes as surrogates)
+            return False
+        digest = hashlib.sha256(raw).digest()
         return hmac.compare_digest(digest, self._digest)
 
 
@@ -85,26 +98,36 @@ class Admin:
         self.agent = agent
         self.metrics = metrics
         self.token = token if token is not None else InternalToken(None, configured=False)
+        self._render = asyncio.Lock()
 
-    def app(self) -> web.Application:
-        """The aiohttp application of the admin port."""
-        app = web.Application()
-        app.router.add_get("/healthz", self.healthz)
-        app.router.add_get("/readyz", self.readyz)
-        app.router.add_get("/status", self.status)
-        app.router.add_get("/metrics", self.metrics_text)
-        return app
+        self.endpoints: dict[str, Callable[[web.BaseRequest], Awaitable[web.Response]]] = {
+            "/healthz": self.healthz,
+            "/readyz": self.readyz,
+            "/status": self.status,
+            "/metrics": self.metrics_text,
+        }
 
-    async def healthz(self, request: web.Request) -> web.Response:
+    async def handle(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Answer one request of the admin port (``GET`` or ``HEAD`` of an endpoint)."""
+        endpoint = self.endpoints.get(request.path)
+        if endpoint is None:
+            return _json({"error": f"{request.path} is not an endpoint of the admin port"}, 404)
+        if request.method not in ("GET", "HEAD"):
+            response = _json({"error": f"{request.method} is not allowed; use GET"}, 405)
+            response.headers["Allow"] = "GET, HEAD"
+            return response
+        return await endpoint(request)
+
+    async def healthz(self, request: web.BaseRequest) -> web.Response:
         """Liveness: answering at all is the proof."""
         return _json({"status": "ok"})
 
-    async def readyz(self, request: web.Request) -> web.Response:
+    async def readyz(self, request: web.BaseRequest) -> web.Response:
         """Readiness, as the model agent sees it."""
         ready = self.agent.ready()
         return _json({"ready": ready}, 200 if ready else 503)
 
-    async def status(self, request: web.Request) -> web.Response:
+    async def status(self, request: web.BaseRequest) -> web.Response:
         """The agent's status document, for holders of the internal token."""
         if not self.token.allows(request.headers.get(AUTHORIZATION)):
             err: GatewayError = Unauthorized(
@@ -115,6 +138,8 @@ class Admin:
             )
         return _json(self.agent.status())
 
-    async def metrics_text(self, request: web.Request) -> web.Response:
-        """Prometheus exposition."""
-        return web.Response(body=self.metrics.exposition(), headers={"Content-Type": CONTENT_TYPE})
+    async def metrics_text(self, request: web.BaseRequest) -> web.Response:
+        """Prometheus exposition, rendered off the event loop (see the module docstring)."""
+        async with self._render:
+            body = await asyncio.to_thread(self.metrics.exposition)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})

@@ -10,8 +10,10 @@ agent and the connection pool stop.
 
 Reloads happen here too, because they touch several pieces: a changed config
 file updates the gateway's live settings and the agent's models; a changed
-keys or token file swaps the keys or token. A config that does not validate
-is logged and ignored: the pod keeps serving with the last good one.
+keys or token file swaps the keys or token. A reloaded config that is
+unreadable, empty, invalid, or would turn auth or the internal token off is
+refused (:mod:`.reload_rules`): it is logged once, counted, and the pod keeps
+serving with the last good one.
 
 Nothing here logs a key or a token; the keys file is named, never its content.
 """
@@ -34,10 +36,13 @@ from ..ollama import OllamaClient
 from .admin import Admin, AgentView, InternalToken
 from .agent import AgentObserver, AgentSettings, ModelAgent
 from .auth import KeyRing, load_keys
+from .fdlimit import public_connections, raise_open_files_limit
 from .gateway import Gateway
 from .metrics import GatewayMetrics
+from .protocol import GatewayServer
 from .reload import DEFAULT_INTERVAL, FileWatcher
-from .settings import GatewaySettings, needs_restart
+from .reload_rules import ReloadRefused, load_reload
+from .settings import ConnectionSettings, GatewaySettings, needs_restart
 
 log = logging.getLogger(__name__)
 
@@ -105,6 +110,19 @@ class Sidecar:
             present_models=agent.present_models,
         )
         self.admin = Admin(agent, self.metrics, self._read_token(config.internal_token_file))
+        self.public_server = GatewayServer(
+            self.gateway.handle,
+            settings=public_connections(config),
+            on_refused=self.metrics.refused_connections.inc,
+            handler_cancellation=True,
+            access_log=None,
+        )
+        self.metrics.open_connections.set_function(lambda: len(self.public_server.open))
+        self.admin_server = GatewayServer(
+            self.admin.handle,
+            settings=ConnectionSettings.from_config(config, capped=False),
+            access_log=None,
+        )
         self.watcher = FileWatcher(reload_interval)
         self.public_port = 0
         self.admin_port = 0
@@ -121,11 +139,8 @@ class Sidecar:
                 self.config.public_port,
             )
         await self.gateway.start()
-        public = web.ServerRunner(
-            web.Server(self.gateway.handle, handler_cancellation=True, access_log=None),
-            shutdown_timeout=SHUTDOWN_GRACE,
-        )
-        admin = web.AppRunner(self.admin.app(), access_log=None, shutdown_timeout=1.0)
+        public = web.ServerRunner(self.public_server, shutdown_timeout=SHUTDOWN_GRACE)
+        admin = web.ServerRunner(self.admin_server, shutdown_timeout=1.0)
         for runner in (public, admin):
             await runner.setup()
             self._runners.append(runner)
@@ -197,15 +212,23 @@ class Sidecar:
     def _config_changed(self) -> None:
         assert self.config_path is not None
         try:
-            new = SidecarConfig.load(self.config_path)
-        except Exception as exc:
+            new = load_reload(self.config_path, self.config)
+        except ReloadRefused as refused:
             self.metrics.reloads.labels("config", "error").inc()
-            log.error("config %s is invalid; keeping the previous one: %s", self.config_path, exc)
+            self.metrics.config_refusals.labels(refused.reason).inc()
+            log.error(
+                "config %s refused (%s); keeping the previous one: %s",
+                self.config_path,
+                refused.reason,
+                refused.message,
+            )
             return
         old, self.config = self.config, new
         for field in needs_restart(old, new):
             log.warning("config field %s changed; it takes effect when the pod restarts", field)
         self.gateway.configure(GatewaySettings.from_config(new))
+        self.public_server.configure(public_connections(new))
+        self.admin_server.configure(ConnectionSettings.from_config(new, capped=False))
         self.agent.update(new.models, new.models_prune)
         for name in {m.name for m in old.models} - {m.name for m in new.models}:
             self.metrics.forget_model(name)
@@ -303,6 +326,7 @@ def main(config_path: str, host: str | None = None) -> int:
         log.error("cannot load the sidecar config %s: %s", config_path, exc)
         return 2
     disable_created_metrics()  # type: ignore[no-untyped-call]
+    raise_open_files_limit()
     with asyncio.Runner(loop_factory=_loop_factory()) as runner:
         runner.run(serve(config, config_path, host))
     return 0

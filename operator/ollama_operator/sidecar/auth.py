@@ -74,7 +74,13 @@ class KeyRing:
         presented = presented_key(headers)
         if presented is None:
             raise missing_key()
-        found = hashlib.sha256(presented.encode()).digest()
+        try:
+            raw = presented.encode()
+        except UnicodeEncodeError:
+            # aiohttp keeps bytes that are not UTF-8 as surrogates; no key in the file
+            # (read as UTF-8) can be such a string, so this is a wrong key, not a bug.
+            raise invalid_key() from None
+        found = hashlib.sha256(raw).digest()
         if found not in self.digests:
             raise invalid_key()
         return found

@@ -4,13 +4,19 @@ When Ollama is down (restarting, out of memory, wedged) every request would
 wait for a connect timeout or a retry budget before failing. After
 ``circuitBreaker.failureThreshold`` upstream failures in a row the breaker
 *opens*: requests fail at once with 503 and ``Retry-After``. After
-``circuitBreaker.openFor`` it is *half-open*: exactly one request (the probe)
-goes through; its success closes the breaker, its failure opens it again. A
-probe whose client went away decides nothing; the next request probes.
+``circuitBreaker.openFor`` it is *half-open*: the gateway sends its own probe,
+a cheap ``GET /api/version`` (:meth:`~.proxy.Upstream.probe`), while the
+requests that arrive wait for its verdict: success closes the breaker and they
+go on, failure opens it again and they get 503. The probe is never a client's
+request: a long non-streamed generation sends its headers only when it is
+done, and as the probe it would hold every other request at 503 until then.
 
-An upstream failure is a refused or dropped connection, a timeout, or a
-502/503/504 from Ollama; any other answer, even a 4xx or 500 about one
-request, proves Ollama is alive. The clock is injected: this module is pure.
+An upstream failure is a refused or dropped connection, a connect timeout, or
+a 502/503/504 from Ollama; any other answer, even a 4xx or 500 about one
+request, proves Ollama is alive. A *first-byte* timeout is not a failure by
+itself (one tenant's long prompt must not open the circuit for everyone): the
+gateway then probes, and only a failed probe counts. The clock is injected:
+this module is pure.
 """
 
 from __future__ import annotations
@@ -46,7 +52,6 @@ class CircuitBreaker:
         self.failures = 0
         self._clock = clock
         self._opened_at = 0.0
-        self._probing = False
 
     def configure(self, failure_threshold: int, open_for: float) -> None:
         """Change the settings; the current state is kept."""
@@ -54,10 +59,9 @@ class CircuitBreaker:
         self.open_for = open_for
 
     def admit(self) -> bool:
-        """Let a request through; True when it is the half-open probe.
+        """Let a request through; True when it must wait for a probe's verdict first.
 
-        Raises :class:`~.errors.CircuitOpen` (503) while open, and while the
-        probe is out.
+        Raises :class:`~.errors.CircuitOpen` (503) while open.
         """
         if self.state is CircuitState.CLOSED:
             return False
@@ -66,25 +70,16 @@ class CircuitBreaker:
             if wait > 0:
                 raise circuit_open(self.failures, wait)
             self.state = CircuitState.HALF_OPEN
-        if self._probing:
-            raise circuit_open(self.failures, 1.0)
-        self._probing = True
         return True
 
     def success(self) -> None:
         """Ollama answered: close."""
         self.failures = 0
-        self._probing = False
         self.state = CircuitState.CLOSED
 
     def failure(self) -> None:
-        """Ollama failed: count, and open at the threshold (or when the probe failed)."""
+        """Ollama failed: count, and open at the threshold (or when half-open)."""
         self.failures += 1
-        self._probing = False
         if self.state is not CircuitState.CLOSED or self.failures >= self.failure_threshold:
             self.state = CircuitState.OPEN
             self._opened_at = self._clock()
-
-    def abandon(self) -> None:
-        """The probe ended without a verdict (its client left): the next request probes."""
-        self._probing = False

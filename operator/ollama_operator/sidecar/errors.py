@@ -9,8 +9,14 @@ below are the ones the gateway produces on its own::
     GatewayError                     (base; never raised itself)
     ├── BadRequest              400  the body is not what the endpoint accepts
     │   ├── InvalidJSON         400  the body is not JSON
-    │   ├── InvalidBody         400  the body is JSON but not an object
-    │   └── InvalidField        400  a field has the wrong type or is missing ("model: ...")
+    │   ├── InvalidBody         400  the body is JSON but not an object, or its
+    │   │                            Content-Encoding does not decode
+    │   ├── InvalidField        400  a field has the wrong type, is missing, is given
+    │   │                            twice, or holds a number Go cannot hold ("model: ...")
+    │   ├── InvalidPath         400  the model segment of /v1/models/{model} could leave
+    │   │                            its route ('/', '..', '?', '#', control characters)
+    │   └── MalformedRequest    400  the request line or a header line does not parse
+    │                                (the answer never repeats the line)
     ├── Unauthorized            401  no API key, or one that is not in the keys file;
     │                                carries ``WWW-Authenticate: Bearer``
     ├── ModelManagementRefused  403  /api/pull, /api/push, /api/create, /api/copy,
@@ -18,9 +24,12 @@ below are the ones the gateway produces on its own::
     ├── RouteNotFound           404  a path that is not part of the API
     ├── ModelNotFound           404  a model neither declared nor present in the pod
     ├── MethodNotAllowed        405  a known path with another method; carries ``Allow``
+    ├── RequestTimeout          408  the body did not arrive within clients.timeouts.body
     ├── BodyTooLarge            413  the body is over gateway.maxBodyBytes
     ├── RateLimited             429  the key's token bucket is empty; carries
     │                                ``Retry-After`` and ``x-ratelimit-*``
+    ├── AuthThrottled           429  too many failed authentications from the client's
+    │                                address (any key refused); carries ``Retry-After``
     ├── InternalError           500  a bug in the gateway (logged with its traceback)
     ├── UpstreamUnavailable     502  Ollama refused or dropped the connection
     ├── QueueFull               503  every slot and every queue place is taken;
@@ -94,6 +103,18 @@ class InvalidField(BadRequest):
     code = "invalid_field"
 
 
+class InvalidPath(BadRequest):
+    """A path segment the gateway would have to pass on to Ollama is not a plain name."""
+
+    code = "invalid_path"
+
+
+class MalformedRequest(BadRequest):
+    """The HTTP request itself does not parse; answered without repeating any of it."""
+
+    code = "malformed_request"
+
+
 class Unauthorized(GatewayError):
     """No API key was presented, or an unknown one."""
 
@@ -139,6 +160,14 @@ class MethodNotAllowed(GatewayError):
     openai_type = "invalid_request_error"
 
 
+class RequestTimeout(GatewayError):
+    """The client did not send its whole body in time."""
+
+    status = 408
+    code = "request_timeout"
+    openai_type = "invalid_request_error"
+
+
 class BodyTooLarge(GatewayError):
     """The body is larger than gateway.maxBodyBytes."""
 
@@ -152,6 +181,14 @@ class RateLimited(GatewayError):
 
     status = 429
     code = "rate_limit_exceeded"
+    openai_type = "rate_limit_error"
+
+
+class AuthThrottled(GatewayError):
+    """The client's address failed to authenticate too often; refused until it refills."""
+
+    status = 429
+    code = "too_many_auth_failures"
     openai_type = "rate_limit_error"
 
 
@@ -244,6 +281,15 @@ def rate_limited(retry_after_s: float, headers: Mapping[str, str]) -> RateLimite
     return RateLimited(
         f"rate limit exceeded: retry in {wait}s",
         {**headers, "Retry-After": wait},
+    )
+
+
+def auth_throttled(retry_after_s: float) -> AuthThrottled:
+    """429 for an address that guessed keys too often (the key, if any, is not looked at)."""
+    wait = retry_after(retry_after_s)
+    return AuthThrottled(
+        f"too many failed authentications from this address: retry in {wait}s",
+        {"Retry-After": wait},
     )
 
 

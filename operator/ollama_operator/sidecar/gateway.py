@@ -3,8 +3,11 @@
 Every request takes the same path, each step able to end it with an error
 from :mod:`.errors`::
 
-    route lookup → API key → rate limit → refused / unknown path → method
-    → body (size, JSON, field types) → model declared or present
+    route lookup → failed-auth limit of the address → API key → rate limit
+    → refused / unknown path → method
+    → upstream path built from the route (the model segment of
+    /v1/models/{model} checked) → body (size, encoding, JSON, field types)
+    → model declared or present
     → cache lookup → concurrency slot (queue) → Ollama (retries, breaker,
     timeouts, streaming) → cache store → metrics
 
@@ -33,14 +36,16 @@ from multidict import istr
 
 from ..ollama import normalize_name
 from .auth import KeyRing
+from .auth_guard import AuthFailureGuard
+from .body import read_body
 from .breaker import CircuitBreaker
-from .cache import ResponseCache, cache_key, directives
+from .cache import SHARED, ResponseCache, cache_key, directives
 from .concurrency import AdmissionGate
 from .errors import (
     GatewayError,
     InternalError,
     Unauthorized,
-    body_too_large,
+    auth_throttled,
     management_refused,
     method_not_allowed,
     model_not_found,
@@ -49,9 +54,11 @@ from .errors import (
 )
 from .limits import RateLimiter
 from .metrics import GatewayMetrics
+from .paths import split_target, upstream_path, upstream_query
 from .proxy import CLIENT_CLOSED, Upstream
 from .routes import GET, MANAGEMENT_PATHS, UNMATCHED, is_openai_path, match
 from .settings import GatewaySettings
+from .throttled_log import ThrottledLog
 from .validation import parse_body, require_model
 
 log = logging.getLogger(__name__)
@@ -89,9 +96,14 @@ class Gateway:
         )
         self.gate = AdmissionGate(settings.max_concurrent, settings.max_queue)
         self.limiter: RateLimiter | None = None
+        self.auth_guard = AuthFailureGuard(
+            settings.auth_failures_per_minute, settings.auth_failures_burst, clock=clock
+        )
         self.cache: ResponseCache | None = None
         self.upstream = Upstream(settings, self.breaker, self.metrics, rand=rand)
         self._model_keys: dict[str, str] = {}
+        #: Tracebacks of gateway bugs, bounded: a client that found one could repeat it.
+        self._errors = ThrottledLog(log, "unexpected errors", clock=clock)
         self.configure(settings)
         self.set_keys(self.keys)
         self.metrics.watch(
@@ -116,6 +128,7 @@ class Gateway:
         self.gate.configure(settings.max_concurrent, settings.max_queue)
         self.breaker.configure(settings.breaker_threshold, settings.breaker_open_for)
         self.upstream.configure(settings)
+        self.auth_guard.configure(settings.auth_failures_per_minute, settings.auth_failures_burst)
         rate = settings.rate_limit
         if rate is None:
             self.limiter = None
@@ -129,10 +142,15 @@ class Gateway:
             self.cache = None
         elif self.cache is None:
             self.cache = ResponseCache(
-                settings.cache_max_entries, settings.cache_ttl, timer=self._clock
+                settings.cache_max_entries,
+                settings.cache_ttl,
+                max_bytes=settings.cache_max_bytes,
+                timer=self._clock,
             )
         else:
-            self.cache.configure(settings.cache_max_entries, settings.cache_ttl)
+            self.cache.configure(
+                settings.cache_max_entries, settings.cache_ttl, max_bytes=settings.cache_max_bytes
+            )
 
     def set_keys(self, keys: KeyRing) -> None:
         """Swap the API keys (a reloaded keys file)."""
@@ -163,11 +181,21 @@ class Gateway:
                 code = 200
                 return web.Response(body=ROOT_BODY, content_type="text/plain")
 
+            keys = self.keys
+            if keys.enabled:
+                # Before the key is looked at: a refused address learns nothing about it.
+                address = request.remote or ""
+                wait = self.auth_guard.retry_after(address)
+                if wait > 0.0:
+                    self.metrics.auth_throttled.inc()
+                    raise auth_throttled(wait)
             try:
-                client = self.keys.authenticate(request.headers)
+                client = keys.authenticate(request.headers)
             except Unauthorized as err:
+                self.auth_guard.failed(request.remote or "")
                 self.metrics.auth_failures.labels(err.reason).inc()
                 raise
+            tenant = client
             limiter = self.limiter
             if limiter is not None:
                 if client is None:
@@ -184,21 +212,31 @@ class Gateway:
                 raise route_not_found(method, path)
             if method not in route.methods:
                 raise method_not_allowed(method, path, route.methods)
+            raw_path, raw_query = split_target(request.raw_path)
+            target = upstream_path(route, raw_path)
+            query = upstream_query(raw_query) if raw_query else ""
 
             body: bytes | None = None
             streams = False
             if route.schema is not None:
-                body = await self._read_body(request)
+                body = await read_body(
+                    request, self.settings.max_body_bytes, self.settings.body_timeout
+                )
                 parsed = parse_body(route.schema, body)
                 model = self._allowed_model(require_model(parsed))
                 streams = parsed.streams()
 
             key: bytes | None = None
+            replace = True
             cache = self.cache
             if cache is not None and route.cacheable and not streams and body is not None:
                 lookup, store = directives(request.headers.get(CACHE_CONTROL))
                 if lookup or store:
-                    key = cache_key(method, path, body)
+                    partition = SHARED if self.settings.cache_shared else (tenant or SHARED)
+                    # A no-cache answer may refresh the client's own entry, never a
+                    # shared one: that would let one key re-roll what all keys get.
+                    replace = lookup or partition is not SHARED
+                    key = cache_key(method, target, body, partition)
                     hit = cache.get(key) if lookup else None
                     if hit is not None:
                         self.metrics.cache_hits.inc()
@@ -220,7 +258,8 @@ class Gateway:
                 try:
                     response = await self.upstream.forward(
                         request,
-                        path,
+                        target,
+                        query,
                         body,
                         model=model,
                         headers=extra,
@@ -231,13 +270,25 @@ class Gateway:
                     gate.leave()
             else:
                 response = await self.upstream.forward(
-                    request, path, body, model=model, headers=extra, usage=False, started=started
+                    request,
+                    target,
+                    query,
+                    body,
+                    model=model,
+                    headers=extra,
+                    usage=False,
+                    started=started,
                 )
             code = response.status
             if key is not None and code == 200 and isinstance(response, web.Response):
                 data = response.body
                 if isinstance(data, bytes) and cache is not None:
-                    cache.put(key, response.headers.get(CONTENT_TYPE, JSON_TYPE), data)
+                    cache.put(
+                        key,
+                        response.headers.get(CONTENT_TYPE, JSON_TYPE),
+                        data,
+                        replace=replace,
+                    )
             return response
         except GatewayError as err:
             code = err.status
@@ -251,7 +302,9 @@ class Gateway:
             code = CLIENT_CLOSED
             return web.Response(status=CLIENT_CLOSED)
         except Exception:
-            log.exception("unexpected error answering %s %s", method, name)
+            self._errors.log(
+                logging.ERROR, "unexpected error answering %s %s", method, name, exc_info=True
+            )
             return error_response(
                 InternalError("internal gateway error; the sidecar's log has the details"),
                 openai=openai,
@@ -259,29 +312,6 @@ class Gateway:
             )
         finally:
             self.metrics.request(name, model, code, asyncio.get_running_loop().time() - started)
-
-    async def _read_body(self, request: web.BaseRequest) -> bytes:
-        """The whole body, refusing (413) as soon as it is over the limit."""
-        limit = self.settings.max_body_bytes
-        length = request.content_length
-        if length is not None and length > limit:
-            raise body_too_large(limit)
-        content = request.content
-        first = await content.readany()
-        if content.at_eof():
-            if len(first) > limit:
-                raise body_too_large(limit)
-            return first
-        parts = [first]
-        size = len(first)
-        while True:
-            chunk = await content.readany()
-            if not chunk:
-                return b"".join(parts)
-            size += len(chunk)
-            if size > limit:
-                raise body_too_large(limit)
-            parts.append(chunk)
 
     def _allowed_model(self, raw: str) -> str:
         """The model's normalised name, if declared or present; 404 otherwise."""

@@ -111,11 +111,27 @@ class GatewayMetrics:
             ("reason",),
             registry=r,
         )
+        self.auth_throttled = Counter(
+            f"{p}_auth_throttled",
+            "Requests refused with 429 because their address failed to authenticate too often.",
+            registry=r,
+        )
         self.upstream_errors = Counter(
             f"{p}_upstream_errors",
             "Failed attempts to reach Ollama, by kind (connect, connect_timeout, "
             "first_byte_timeout, idle_timeout, status, disconnect).",
             ("kind",),
+            registry=r,
+        )
+        self.slow_clients = Counter(
+            f"{p}_slow_clients",
+            "Answers cut off because the client stopped reading for gateway.timeouts.idle.",
+            registry=r,
+        )
+        self.circuit_probes = Counter(
+            f"{p}_circuit_probes",
+            "The circuit breaker's own GET /api/version probes, by result (ok, failed).",
+            ("result",),
             registry=r,
         )
         self.retries = Counter(
@@ -128,6 +144,21 @@ class GatewayMetrics:
             f"{p}_reloads",
             "Reloads of a watched file, by file (config, keys) and result.",
             ("file", "result"),
+            registry=r,
+        )
+        self.config_refusals = Counter(
+            f"{p}_config_reload_refusals",
+            "Reloaded configs refused (the previous one kept), by reason (unreadable, empty, "
+            "invalid, auth_off, token_off).",
+            ("reason",),
+            registry=r,
+        )
+        self.open_connections = Gauge(
+            f"{p}_open_connections", "Client connections open on the public port.", registry=r
+        )
+        self.refused_connections = Counter(
+            f"{p}_refused_connections",
+            "Connections to the public port refused with 503: clients.maxConnections were open.",
             registry=r,
         )
         self.api_keys = Gauge(

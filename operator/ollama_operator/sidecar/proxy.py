@@ -10,18 +10,27 @@ one ``aiohttp.ClientSession`` (a pool of kept-alive connections to
   exchange advances, instead of a timer per read.
 - **retries** (:mod:`.retry`) while nothing reached the client, and the
   **circuit breaker** (:mod:`.breaker`) around every attempt.
-- **relaying**: NDJSON and SSE answers are streamed, each upstream chunk
-  written to the client as it arrives, never buffered; other answers (one
-  JSON document) are read whole and returned as one response, which the
-  cache can keep. A client that disconnects cancels the handler (aiohttp's
-  handler cancellation) and the upstream connection is closed, so Ollama stops
-  generating for nobody.
+- **relaying** (:mod:`.relay`): NDJSON and SSE answers are streamed, each
+  upstream chunk written to the client as it arrives, never buffered; other
+  answers (one JSON document) are read into memory up to
+  :data:`BUFFER_BYTES` and returned as one response, which the cache can
+  keep; a larger document is relayed chunk by chunk like a stream, so memory
+  per request stays bounded whatever Ollama sends. ``idle`` applies between
+  chunks, never to a whole body. A client that disconnects cancels the handler
+  (aiohttp's handler cancellation) and a client that stops reading for
+  ``idle`` seconds is dropped; either way the upstream connection is closed,
+  so Ollama stops generating for nobody.
+- **the breaker's probe**: half-open, the gateway asks ``GET /api/version``
+  itself and requests wait for that verdict; a first-byte timeout triggers
+  the same probe instead of counting as a failure.
 - **stream metrics**: time to first chunk, time between chunks, and the token
   counts in the answer's last line (:mod:`.usage`), from the last two chunks
   only.
 
 A failure after the first byte cannot change the status any more: the stream
-ends with an error line in Ollama's shape (``{"error": "..."}``).
+ends with an error line in Ollama's shape (``{"error": "..."}``), a relayed
+document with a closed connection. Error texts are fixed phrases
+(:mod:`.error_texts`), never an exception's text.
 """
 
 from __future__ import annotations
@@ -38,8 +47,11 @@ from multidict import istr
 from yarl import URL
 
 from .breaker import CircuitBreaker
+from .cache import MAX_ENTRY_BYTES
+from .error_texts import MID_ANSWER, reason
 from .errors import GatewayError, UpstreamTimeout, UpstreamUnavailable
 from .metrics import GatewayMetrics
+from .relay import CLIENT_STALLED, FIRST_BYTE, UPSTREAM_IDLE, Relay
 from .retry import RETRY_STATUSES, backoff
 from .settings import GatewaySettings
 from .usage import TAIL_BYTES, parse_usage
@@ -47,6 +59,14 @@ from .usage import TAIL_BYTES, parse_usage
 log = logging.getLogger(__name__)
 
 CONTENT_TYPE = istr("Content-Type")
+CONTENT_LENGTH = istr("Content-Length")
+#: A one-document answer up to this size is read whole (so the cache can keep it and a
+#: failure can still be a 502); a larger one is relayed chunk by chunk, never held whole.
+BUFFER_BYTES = MAX_ENTRY_BYTES
+#: What the breaker's probe asks for: answered at once by a working Ollama, even a busy one.
+PROBE_PATH = "/api/version"
+#: Seconds the probe's answer may take after the connect.
+PROBE_ANSWER_SECONDS = 5.0
 JSON_REQUEST_HEADERS: Mapping[str, str] = {"Content-Type": "application/json"}
 NO_HEADERS: Mapping[str, str] = {}
 #: Answers relayed as streams; anything else is one document.
@@ -73,6 +93,7 @@ class Upstream:
         self._metrics = metrics
         self._rand = rand
         self._session: aiohttp.ClientSession | None = None
+        self._probe_task: asyncio.Task[None] | None = None
         self._urls: dict[str, URL] = {}
         self.settings = settings
         self._client_timeout = aiohttp.ClientTimeout(
@@ -100,16 +121,26 @@ class Upstream:
     async def close(self) -> None:
         """Close the pool (open streams are cut)."""
         session, self._session = self._session, None
+        task, self._probe_task = self._probe_task, None
+        if task is not None and not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         if session is not None:
             await session.close()
 
     def url(self, path: str, query: str = "") -> URL:
-        """Ollama's URL for a path; known paths are parsed once."""
+        """Ollama's URL for a path and an already-encoded query; known paths are parsed once.
+
+        Both come from :mod:`.paths` (built from the route, never the client's path), so
+        they are taken as encoded: decoding and re-parsing them could turn data into a
+        query, a fragment or a dot segment.
+        """
         if query:
-            return URL(f"{self._base}{path}?{query}", encoded=False)
+            return URL(f"{self._base}{path}?{query}", encoded=True)
         url = self._urls.get(path)
         if url is None:
-            url = URL(self._base + path)
+            url = URL(self._base + path, encoded=True)
             if len(self._urls) < 256:
                 self._urls[path] = url
         return url
@@ -118,6 +149,7 @@ class Upstream:
         self,
         request: web.BaseRequest,
         path: str,
+        query: str,
         body: bytes | None,
         *,
         model: str,
@@ -128,27 +160,32 @@ class Upstream:
         """Send the request to Ollama and answer the client with what comes back.
 
         Returns the prepared-and-finished stream, or a complete ``web.Response``
-        for one-document answers. Raises a :class:`~.errors.GatewayError` for
-        failures before anything reached the client. ``model`` labels the stream
-        metrics, ``usage`` asks for the token counts, ``started`` is when the
-        request arrived (loop time; time to first token counts from there).
+        for one-document answers of at most :data:`BUFFER_BYTES`. ``path`` and
+        ``query`` are what to ask Ollama for (from :mod:`.paths`), never the
+        client's own. Raises a :class:`~.errors.GatewayError` for failures before
+        anything reached the client, and ``ConnectionResetError`` for a client
+        that stopped reading. ``model`` labels the stream metrics, ``usage`` asks
+        for the token counts, ``started`` is when the request arrived (loop time;
+        time to first token counts from there).
         """
         session = self._session
         if session is None:
             raise UpstreamUnavailable("the gateway is shutting down")
         settings = self.settings
         loop = asyncio.get_running_loop()
-        url = self.url(path, request.query_string)
+        url = self.url(path, query)
         method = request.method
         request_headers = JSON_REQUEST_HEADERS if body else NO_HEADERS
         attempt = 0
-        phase = "first_byte"
+        relay = Relay(loop, settings.idle_timeout)
         response: web.StreamResponse | None = None
         upstream: aiohttp.ClientResponse | None = None
         try:
             async with asyncio.timeout(None) as deadline:
+                relay.deadline = deadline
                 while True:
-                    probe = self._breaker.admit()
+                    while self._breaker.admit():
+                        await self.probe()
                     deadline.reschedule(loop.time() + settings.first_byte_timeout)
                     try:
                         upstream = await session.request(
@@ -166,12 +203,8 @@ class Upstream:
                         )
                         kind = "connect_timeout"
                     except aiohttp.ClientError as exc:
-                        failure = UpstreamUnavailable(f"Ollama is not reachable: {_reason(exc)}")
+                        failure = UpstreamUnavailable(f"Ollama is not reachable: {reason(exc)}")
                         kind = "connect"
-                    except BaseException:
-                        if probe:
-                            self._breaker.abandon()
-                        raise
                     else:
                         status = upstream.status
                         if status not in FAILURE_STATUSES:
@@ -198,65 +231,81 @@ class Upstream:
                 out_headers = {**headers} if headers else {}
                 if content_type:
                     out_headers[CONTENT_TYPE] = content_type
-                phase = "idle"
+                relay.phase = UPSTREAM_IDLE
+                read = upstream.content.readany
                 if not content_type.startswith(STREAM_TYPES):
-                    deadline.reschedule(loop.time() + settings.idle_timeout)
-                    data = await upstream.read()
-                    deadline.reschedule(None)
+                    chunks, size, chunk = [], 0, b""
+                    while size <= BUFFER_BYTES:
+                        chunk = await relay.read(read)
+                        if not chunk:
+                            break
+                        chunks.append(chunk)
+                        size += len(chunk)
+                    if size <= BUFFER_BYTES:
+                        relay.done()
+                        data = b"".join(chunks)
+                        if usage and upstream.status == 200:
+                            self._count_usage(model, data[-TAIL_BYTES:])
+                        return web.Response(status=upstream.status, body=data, headers=out_headers)
+                    # Too large to hold (and so to cache): relay the rest as it comes.
+                    response = web.StreamResponse(status=upstream.status, headers=out_headers)
+                    length = upstream.headers.get(CONTENT_LENGTH)
+                    if length is not None and length.isdigit():
+                        response.content_length = int(length)
+                    await response.prepare(request)
+                    relay.document = True
+                    tail = await relay.copy(read, response.write, b"".join(chunks))
                     if usage and upstream.status == 200:
-                        counts = parse_usage(data[-TAIL_BYTES:])
-                        if counts is not None:
-                            self._metrics.usage(model, counts)
-                    return web.Response(status=upstream.status, body=data, headers=out_headers)
+                        self._count_usage(model, tail[-TAIL_BYTES:])
+                    await response.write_eof()
+                    return response
 
                 response = web.StreamResponse(status=upstream.status, headers=out_headers)
                 await response.prepare(request)
                 ttft, itl = self._metrics.stream_timers(model)
-                read = upstream.content.readany
-                write = response.write
-                idle = settings.idle_timeout
-                previous = last = b""
-                deadline.reschedule(loop.time() + idle)
-                chunk = await read()
-                if chunk:
-                    now = loop.time()
-                    ttft.observe(now - started)
-                    while True:
-                        previous, last = last, chunk
-                        await write(chunk)
-                        deadline.reschedule(now + idle)
-                        chunk = await read()
-                        if not chunk:
-                            break
-                        then, now = now, loop.time()
-                        itl.observe(now - then)
-                deadline.reschedule(None)
+                first = await relay.read(read)
+                if first:
+                    ttft.observe(loop.time() - started)
+                tail = await relay.copy(read, response.write, first, itl)
                 if usage:
-                    counts = parse_usage(previous + last)
-                    if counts is not None:
-                        self._metrics.usage(model, counts)
+                    self._count_usage(model, tail)
                 await response.write_eof()
                 return response
         except TimeoutError:
-            if phase == "first_byte":
-                self._breaker.failure()
+            if relay.phase == FIRST_BYTE:
+                # Slow is not down: one tenant's long prompt must not open the circuit for
+                # everyone. Ask Ollama something cheap; only a failed probe counts.
                 self._metrics.upstream_error("first_byte_timeout")
+                self.probe_soon()
                 raise UpstreamTimeout(
                     f"Ollama did not answer within {settings.first_byte_timeout:g}s "
                     "(gateway.timeouts.firstByte)"
                 ) from None
+            if relay.phase == CLIENT_STALLED:
+                # The client stopped reading: neither Ollama's fault nor worth an error line
+                # (nobody reads it). Drop the connection; the gateway records a 499.
+                self._metrics.slow_clients.inc()
+                if request.transport is not None:
+                    request.transport.close()
+                raise ConnectionResetError("the client stopped reading") from None
             self._metrics.upstream_error("idle_timeout")
             return await _fail_answer(
+                request,
                 response,
                 UpstreamTimeout(
                     f"Ollama sent nothing for {settings.idle_timeout:g}s (gateway.timeouts.idle)"
                 ),
+                document=relay.document,
+                within=settings.idle_timeout,
             )
-        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError) as exc:
+        except (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError):
             self._metrics.upstream_error("disconnect")
             return await _fail_answer(
+                request,
                 response,
-                UpstreamUnavailable(f"Ollama closed the connection mid-answer: {_reason(exc)}"),
+                UpstreamUnavailable(MID_ANSWER),
+                document=relay.document,
+                within=settings.idle_timeout,
             )
         finally:
             if upstream is not None:
@@ -267,6 +316,47 @@ class Upstream:
                 else:
                     upstream.close()
 
+    def _count_usage(self, model: str, tail: bytes) -> None:
+        counts = parse_usage(tail)
+        if counts is not None:
+            self._metrics.usage(model, counts)
+
+    # ---- the breaker's probe -----------------------------------------------------------------
+
+    async def probe(self) -> None:
+        """Wait for the verdict of the gateway's own probe (one at a time, shared by all)."""
+        task = self._probe_task
+        if task is None or task.done():
+            task = self._probe_task = asyncio.get_running_loop().create_task(self._check())
+        await asyncio.shield(task)
+
+    def probe_soon(self) -> None:
+        """Start a probe if none is running, without waiting for it."""
+        task = self._probe_task
+        if task is None or task.done():
+            self._probe_task = asyncio.get_running_loop().create_task(self._check())
+
+    async def _check(self) -> None:
+        """``GET /api/version``: cheap, answered at once by a working Ollama, busy or not."""
+        session = self._session
+        ok = False
+        if session is not None:
+            limit = self.settings.connect_timeout + PROBE_ANSWER_SECONDS
+            try:
+                async with (
+                    asyncio.timeout(limit),
+                    session.get(self.url(PROBE_PATH), timeout=self._client_timeout) as answer,
+                ):
+                    await answer.read()
+                    ok = answer.status not in FAILURE_STATUSES
+            except (aiohttp.ClientError, OSError, TimeoutError):
+                ok = False
+        if ok:
+            self._breaker.success()
+        else:
+            self._breaker.failure()
+        self._metrics.circuit_probes.labels("ok" if ok else "failed").inc()
+
     async def _pause(self, attempt: int) -> int:
         """Wait before the next attempt; returns its number."""
         self._metrics.retries.inc()
@@ -275,31 +365,36 @@ class Upstream:
 
 
 async def _fail_answer(
-    response: web.StreamResponse | None, error: GatewayError
+    request: web.BaseRequest,
+    response: web.StreamResponse | None,
+    error: GatewayError,
+    *,
+    document: bool,
+    within: float,
 ) -> web.StreamResponse:
     """A failure while reading Ollama's answer.
 
     Before the answer started, it is the client's error response (raised); after,
-    the stream is finished with an error line, as Ollama does, if the client
-    still listens: NDJSON gets Ollama's ``{"error": "..."}``, SSE an
-    OpenAI-shaped ``data:`` event.
+    a stream is finished with an error line, as Ollama does, if the client still
+    listens (within ``within`` seconds: a client that stopped reading must not hold
+    the request forever): NDJSON gets Ollama's ``{"error": "..."}``, SSE an
+    OpenAI-shaped ``data:`` event. A one-document answer that was being relayed
+    cannot carry an error line; its connection is closed, so the client sees a
+    truncated body instead of a complete-looking one.
     """
     if response is None:
         raise error
+    if document:
+        if request.transport is not None:
+            request.transport.close()
+        return response
 
     if response.content_type == "text/event-stream":
         line = b"data: " + error.body(openai=True) + b"\n\n"
     else:
         line = error.body() + b"\n"
-    with contextlib.suppress(ConnectionError, RuntimeError):
-        await response.write(line)
-        await response.write_eof()
+    with contextlib.suppress(ConnectionError, RuntimeError, TimeoutError):
+        async with asyncio.timeout(within):
+            await response.write(line)
+            await response.write_eof()
     return response
-
-
-def _reason(exc: BaseException) -> str:
-    """A short, secret-free description of a client error."""
-    if isinstance(exc, aiohttp.ClientConnectorError):
-        return exc.os_error.strerror or type(exc.os_error).__name__
-    text = str(exc)
-    return text if text else type(exc).__name__

@@ -39,6 +39,44 @@ def test_defaults_are_safe_and_complete() -> None:
     assert spec.service.port == 11434
 
 
+@pytest.mark.parametrize("max_bytes", [1024, 64 * 1024 * 1024, 1024 * 1024 * 1024])
+def test_cache_max_bytes_bounds_accepted(max_bytes: int) -> None:
+    spec = {"gateway": {"cache": {"shared": True, "maxBytes": max_bytes}}}
+    jsonschema.validate(spec, crd_spec_schema())
+    cache = OllamaServerSpec.model_validate(spec).gateway.cache
+    assert (cache.shared, cache.max_bytes) == (True, max_bytes)
+
+
+def test_cache_policy_unset_by_default_and_without_schema_defaults() -> None:
+    """No CRD default: the API server must not write them into every object, or the
+    controller could not tell "unset" (sidecar config unchanged) from "set"."""
+    cache = OllamaServerSpec.model_validate({}).gateway.cache
+    assert (cache.shared, cache.max_bytes) == (None, None)
+    props = crd_spec_schema()["properties"]["gateway"]["properties"]["cache"]["properties"]
+    assert "default" not in props["shared"]
+    assert "default" not in props["maxBytes"]
+    assert (props["maxBytes"]["minimum"], props["maxBytes"]["maximum"]) == (1024, 2**30)
+
+
+def test_network_policy_on_by_default_without_narrowing_the_gateway() -> None:
+    policy = OllamaServerSpec.model_validate({}).network_policy
+    assert policy.enabled is True
+    assert policy.ingress == []
+    assert policy.metrics_from == []
+
+
+def test_network_policy_peers_in_the_standard_shape() -> None:
+    peers = [
+        {"namespaceSelector": {"matchLabels": {"team": "ml"}}, "podSelector": {}},
+        {"podSelector": {"matchExpressions": [{"key": "app", "operator": "Exists"}]}},
+        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+        {"ipBlock": {"cidr": "fd00::/8"}},
+    ]
+    spec = OllamaServerSpec.model_validate({"networkPolicy": {"ingress": peers}})
+    dumped = spec.model_dump(by_alias=True, exclude_defaults=True)["networkPolicy"]
+    assert dumped["ingress"] == peers
+
+
 def test_camel_case_on_the_wire() -> None:
     spec = OllamaServerSpec.model_validate(
         {"models": [{"name": "llama3.2:1b", "keepAlive": "5m", "pullPolicy": "Always"}]}
@@ -55,6 +93,11 @@ def test_camel_case_on_the_wire() -> None:
 )
 def test_model_names_accepted(name: str) -> None:
     OllamaServerSpec.model_validate({"models": [{"name": name}]})
+
+
+def _peer(peer: dict[str, Any]) -> dict[str, Any]:
+    """A spec whose only gateway ingress peer is ``peer``."""
+    return {"networkPolicy": {"ingress": [peer]}}
 
 
 # (spec, field the error must name, also refused by the OpenAPI schema?)
@@ -81,10 +124,26 @@ INVALID: list[tuple[dict[str, Any], str, bool]] = [
     ({"gateway": {"maxConcurrent": 0}}, "gateway.maxConcurrent", True),
     ({"gateway": {"timeouts": {"connect": "5 seconds"}}}, "gateway.timeouts.connect", True),
     ({"gateway": {"rateLimit": {"requestsPerMinute": 0}}}, "gateway.rateLimit", True),
+    ({"gateway": {"cache": {"maxBytes": 1023}}}, "gateway.cache.maxBytes", True),
+    ({"gateway": {"cache": {"maxBytes": 2**30 + 1}}}, "gateway.cache.maxBytes", True),
+    ({"gateway": {"cache": {"maxBytes": "64Mi"}}}, "gateway.cache.maxBytes", True),
+    ({"gateway": {"cache": {"shared": "maybe"}}}, "gateway.cache.shared", True),
     ({"service": {"port": 70000}}, "service.port", True),
     ({"service": {"type": "ExternalName"}}, "service.type", True),
     ({"podLabels": {"app.kubernetes.io/instance": "x"}}, "podLabels", False),
     ({"replica": 2}, "replica", False),
+    ({"networkPolicy": {"enabled": "maybe"}}, "networkPolicy.enabled", True),
+    ({"networkPolicy": {"ingress": [{}]}}, "networkPolicy.ingress[0]", False),
+    (_peer({"ipBlock": {"cidr": "10.0.0.0/8"}, "podSelector": {}}), "ingress[0]", False),
+    (_peer({"ipBlock": {"cidr": "10.0.0.300/8"}}), "ipBlock.cidr", False),
+    (_peer({"ipBlock": {"cidr": "10.0.0.0"}}), "ipBlock.cidr", False),
+    (_peer({"ipBlock": {"cidr": "10.0.0.0/8", "except": ["11.0.0.0/16"]}}), "except", False),
+    (_peer({"namespaceSelector": {"matchLabels": {"team": "not ok"}}}), "matchLabels", True),
+    (_peer({"namespaceSelector": {"matchLabels": {"bad key!": "x"}}}), "label keys", False),
+    (_peer({"podSelector": {"matchExpressions": [{"key": "a", "operator": "In"}]}}), "In", False),
+    (_peer({"podSelector": {"matchExpressions": [{"key": "a", "operator": "Has"}]}}), "op", True),
+    (_peer({"podSelector": {"machLabels": {}}}), "machLabels", False),
+    ({"networkPolicy": {"metricsFrom": [{"ipBlock": {}}]}}, "metricsFrom[0].ipBlock.cidr", True),
 ]
 
 

@@ -13,11 +13,13 @@ from ollama_operator.controller.builders import (
     build_children,
     build_configmap,
     build_internal_secret,
+    build_network_policy,
     build_pdb,
     build_service,
     build_statefulset,
 )
 from ollama_operator.controller.naming import Owner
+from ollama_operator.sidecar.settings import GatewaySettings
 
 from .conftest import make_spec
 
@@ -258,6 +260,51 @@ def test_configmap_carries_models_and_gateway(owner: Owner) -> None:
     assert config.internal_token_file == "/etc/ollama-operator/token/token"
 
 
+def rendered_config(owner: Owner, **spec: Any) -> tuple[dict[str, Any], SidecarConfig]:
+    """The ConfigMap's sidecar.yaml, parsed, and as the sidecar loads it."""
+    text = build_configmap(owner, make_spec(**spec))["data"]["sidecar.yaml"]
+    return yaml.safe_load(text), SidecarConfig.from_mapping(yaml.safe_load(text))
+
+
+def test_cache_policy_rendered_into_the_top_level_cache_block(owner: Owner) -> None:
+    raw, config = rendered_config(
+        owner, gateway={"cache": {"enabled": True, "shared": True, "maxBytes": 1048576}}
+    )
+    assert raw["cache"] == {"shared": True, "maxBytes": 1048576}
+    # Once only: the sidecar reads them from the top-level block, not from gateway.cache.
+    assert raw["gateway"]["cache"] == {"enabled": True, "ttl": "5m", "maxEntries": 1000}
+    assert config.cache is not None
+    assert (config.cache.shared, config.cache.max_bytes) == (True, 1048576)
+    assert config.gateway.cache.enabled is True
+
+
+def test_cache_policy_one_field_set_takes_the_sidecar_default_for_the_other(
+    owner: Owner,
+) -> None:
+    raw, _ = rendered_config(owner, gateway={"cache": {"maxBytes": 2048}})
+    assert raw["cache"] == {"shared": False, "maxBytes": 2048}
+    raw, config = rendered_config(owner, gateway={"cache": {"shared": False}})
+    assert raw["cache"] == {"shared": False, "maxBytes": 64 * 1024 * 1024}
+    assert config.cache is not None
+    assert config.cache.shared is False
+
+
+def test_cache_policy_not_rendered_when_unset(owner: Owner) -> None:
+    raw, config = rendered_config(owner, gateway={"cache": {"enabled": True, "ttl": "1m"}})
+    assert "cache" not in raw
+    assert config.cache is None
+    assert raw["gateway"]["cache"] == {"enabled": True, "ttl": "1m", "maxEntries": 1000}
+
+
+def test_sidecar_runs_with_the_rendered_cache_policy(owner: Owner) -> None:
+    _, config = rendered_config(owner, gateway={"cache": {"shared": True, "maxBytes": 4096}})
+    settings = GatewaySettings.from_config(config)
+    assert (settings.cache_shared, settings.cache_max_bytes) == (True, 4096)
+    _, config = rendered_config(owner)
+    settings = GatewaySettings.from_config(config)
+    assert (settings.cache_shared, settings.cache_max_bytes) == (False, 64 * 1024 * 1024)
+
+
 def test_models_change_only_the_configmap(owner: Owner, ctx: BuildContext) -> None:
     before = make_spec(models=[{"name": "a"}])
     after = make_spec(models=[{"name": "a"}, {"name": "b"}])
@@ -285,3 +332,70 @@ def test_internal_secret_holds_given_token(owner: Owner) -> None:
 def test_builders_are_deterministic(owner: Owner, ctx: BuildContext, replicas: int) -> None:
     spec = make_spec(replicas=replicas, models=[{"name": "m"}], gpu={"count": 1})
     assert build_children(owner, spec, ctx) == build_children(owner, spec, ctx)
+
+
+def _rules_by_port(policy: dict[str, Any]) -> dict[int, dict[str, Any]]:
+    return {rule["ports"][0]["port"]: rule for rule in policy["spec"]["ingress"]}
+
+
+def test_network_policy_by_default_opens_the_gateway_and_admits_the_operator_to_admin(
+    owner: Owner,
+) -> None:
+    ctx = BuildContext(operator_namespace="ollama-system")
+    policy = build_network_policy(owner, make_spec(), ctx)
+    assert policy is not None
+    assert policy["apiVersion"] == "networking.k8s.io/v1"
+    assert policy["metadata"]["ownerReferences"] == [owner.reference]
+    assert policy["spec"]["podSelector"] == {
+        "matchLabels": {"app.kubernetes.io/name": "ollama", "app.kubernetes.io/instance": "demo"}
+    }
+    assert policy["spec"]["policyTypes"] == ["Ingress"], "egress stays open: models are pulled"
+    rules = _rules_by_port(policy)
+    assert sorted(rules) == [8080, 9090], "nothing else is reachable (Ollama is on loopback)"
+    assert "from" not in rules[8080], "no ingress peers: the gateway is not narrowed"
+    assert rules[9090]["from"] == [
+        {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ollama-system"}}}
+    ]
+    assert rules[9090]["ports"] == [{"protocol": "TCP", "port": 9090}]
+
+
+def test_network_policy_narrows_the_gateway_to_the_listed_peers(owner: Owner) -> None:
+    peers = [
+        {"namespaceSelector": {"matchLabels": {"team": "ml"}}, "podSelector": {}},
+        {"podSelector": {"matchExpressions": [{"key": "app", "operator": "In", "values": ["a"]}]}},
+        {"ipBlock": {"cidr": "10.0.0.0/8", "except": ["10.1.0.0/16"]}},
+    ]
+    spec = make_spec(networkPolicy={"ingress": peers})
+    policy = build_network_policy(owner, spec, BuildContext(operator_namespace="op"))
+    assert policy is not None
+    # Exactly as written: an empty podSelector (every pod) is kept, unset lists are left out.
+    assert _rules_by_port(policy)[8080]["from"] == peers
+
+
+def test_metrics_from_joins_the_operator_on_the_admin_port(owner: Owner) -> None:
+    monitoring = {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "mon"}}}
+    spec = make_spec(networkPolicy={"metricsFrom": [monitoring]})
+    policy = build_network_policy(owner, spec, BuildContext(operator_namespace="op"))
+    assert policy is not None
+    admin = _rules_by_port(policy)[9090]["from"]
+    assert admin[1:] == [monitoring]
+    assert admin[0]["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "op"}
+
+
+def test_admin_port_closed_when_nobody_may_reach_it(owner: Owner) -> None:
+    """An ingress rule with no ``from`` admits everyone: without any admin peer the rule
+    must be absent, not empty."""
+    policy = build_network_policy(owner, make_spec(), BuildContext(operator_namespace=None))
+    assert policy is not None
+    assert sorted(_rules_by_port(policy)) == [8080]
+
+
+def test_network_policy_disabled_is_not_built(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(networkPolicy={"enabled": False})
+    assert build_network_policy(owner, spec, ctx) is None
+    assert "NetworkPolicy" not in [c["kind"] for c in build_children(owner, spec, ctx)]
+
+
+def test_network_policy_is_created_before_the_pods(owner: Owner, ctx: BuildContext) -> None:
+    kinds = [c["kind"] for c in build_children(owner, make_spec(), ctx)]
+    assert kinds.index("NetworkPolicy") < kinds.index("StatefulSet")

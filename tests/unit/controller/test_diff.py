@@ -7,8 +7,14 @@ from decimal import Decimal
 import pytest
 
 from ollama_operator.controller.builders import BuildContext, build_statefulset
-from ollama_operator.controller.diff import is_subset, needs_apply, quantity_value
-from ollama_operator.controller.naming import Owner
+from ollama_operator.controller.diff import (
+    is_subset,
+    manifest_hash,
+    needs_apply,
+    quantity_value,
+    stamped,
+)
+from ollama_operator.controller.naming import APPLIED_HASH, Owner
 
 from .conftest import make_spec
 
@@ -45,8 +51,8 @@ def test_subset_sees_changed_values_and_list_lengths() -> None:
 
 
 def test_quantities_compared_by_value() -> None:
-    assert is_subset({"cpu": "1000m", "gpu": 2}, {"cpu": "1", "gpu": "2"})
-    assert not is_subset({"memory": "1Gi"}, {"memory": "1G"})
+    assert is_subset({"limits": {"cpu": "1000m", "gpu": 2}}, {"limits": {"cpu": "1", "gpu": "2"}})
+    assert not is_subset({"limits": {"memory": "1Gi"}}, {"limits": {"memory": "1G"}})
 
 
 def test_empty_desired_matches_absent() -> None:
@@ -70,3 +76,31 @@ def test_needs_apply_when_missing_or_drifted(owner: Owner) -> None:
     live["spec"]["replicas"] = 2
     live["metadata"]["labels"].pop("app.kubernetes.io/part-of")
     assert needs_apply(sts, live)
+
+
+def test_strings_that_are_not_quantities_compare_as_strings() -> None:
+    """Only resource amounts are quantities: an env value or an annotation is just text."""
+    assert not is_subset(
+        {"env": [{"name": "N", "value": "1"}]}, {"env": [{"name": "N", "value": "1.0"}]}
+    )
+    assert not is_subset({"annotations": {"a": "1k"}}, {"annotations": {"a": "1000"}})
+    assert not is_subset({"port": 1}, {"port": "1"})
+    # ... while requests, limits and size limits still compare by value.
+    assert is_subset(
+        {"resources": {"limits": {"cpu": "1000m"}}}, {"resources": {"limits": {"cpu": "1"}}}
+    )
+    assert is_subset({"emptyDir": {"sizeLimit": "1024Mi"}}, {"emptyDir": {"sizeLimit": "1Gi"}})
+
+
+def test_a_changed_manifest_is_applied_even_when_the_live_object_holds_more(
+    owner: Owner,
+) -> None:
+    """A removal leaves the old live object a superset of the new manifest: only the
+    hash tells the two apart."""
+    before = stamped(build_statefulset(owner, make_spec(nodeSelector={"a": "b"}), BuildContext()))
+    after = stamped(build_statefulset(owner, make_spec(), BuildContext()))
+    assert not needs_apply(before, before)
+    assert needs_apply(after, before)
+    assert before["metadata"]["annotations"][APPLIED_HASH] == manifest_hash(
+        build_statefulset(owner, make_spec(nodeSelector={"a": "b"}), BuildContext())
+    )

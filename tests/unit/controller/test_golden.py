@@ -24,7 +24,11 @@ def render(case: str) -> str:
     meta = body["metadata"]
     owner = Owner(meta["name"], meta["namespace"], meta["uid"], meta["generation"])
     spec = OllamaServerSpec.model_validate(body["spec"])
-    children = build_children(owner, spec, BuildContext(operator_image="ollama-operator:golden"))
+    children = build_children(
+        owner,
+        spec,
+        BuildContext(operator_image="ollama-operator:golden", operator_namespace="ollama-system"),
+    )
     return yaml.safe_dump_all(children, sort_keys=True)
 
 

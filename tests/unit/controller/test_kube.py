@@ -17,7 +17,16 @@ import kopf
 import pytest
 from aiohttp import web
 
-from ollama_operator.controller.kube import ApiError, Kube, error_message, resource_path
+from ollama_operator.controller.kube import (
+    MAX_RETRY_AFTER,
+    MAX_THROTTLE_RETRIES,
+    ApiError,
+    Kube,
+    default_login,
+    error_message,
+    in_cluster_server,
+    resource_path,
+)
 from ollama_operator.controller.naming import MANAGER
 
 
@@ -30,6 +39,9 @@ class FakeApiServer:
     logins: list[str] = field(default_factory=list)
     requests: list[dict[str, Any]] = field(default_factory=list)
     objects: dict[str, dict[str, Any]] = field(default_factory=dict)
+    #: (HTTP status, Retry-After) to answer first, one per request, as API priority and
+    #: fairness does when it sheds load.
+    throttle: list[tuple[int, str | None]] = field(default_factory=list)
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.text()
@@ -45,6 +57,12 @@ class FakeApiServer:
         )
         if request.headers.get("Authorization") != f"Bearer {self.token}":
             return _status(401, "Unauthorized", "Unauthorized")
+        if self.throttle:
+            code, retry_after = self.throttle.pop(0)
+            answer = _status(code, "TooManyRequests", "the server is busy")
+            if retry_after is not None:
+                answer.headers["Retry-After"] = retry_after
+            return answer
         if request.method == "GET":
             if request.path not in self.objects:
                 name = request.path.rsplit("/", 1)[-1]
@@ -211,3 +229,70 @@ async def test_no_credentials_at_all_is_a_clear_error() -> None:
 )
 def test_error_message_prefers_the_status_message(text: str, expected: str) -> None:
     assert error_message(502, "Bad Gateway", text) == expected
+
+
+async def test_a_429_with_retry_after_is_retried(
+    apiserver: tuple[FakeApiServer, str], kube: Kube
+) -> None:
+    fake, _ = apiserver
+    fake.throttle = [(429, "0")]
+    assert await kube.create(CONFIGMAP) == CONFIGMAP
+    assert len(fake.requests) == 2
+
+
+async def test_retry_after_is_honoured_and_the_retries_are_bounded(
+    apiserver: tuple[FakeApiServer, str],
+) -> None:
+    fake, server = apiserver
+    waited: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        waited.append(seconds)
+
+    kube = Kube(lambda: kopf.ConnectionInfo(server=server, token=fake.token), sleep=sleep)
+    try:
+        fake.throttle = [(503, "2"), (429, "1")]
+        assert await kube.create(CONFIGMAP) == CONFIGMAP
+        assert waited == [2.0, 1.0]
+        fake.throttle = [(429, "3600")] * 100  # an absurd wait is capped, the tries bounded
+        with pytest.raises(ApiError) as caught:
+            await kube.create(CONFIGMAP)
+    finally:
+        await kube.close()
+    assert caught.value.status == 429
+    assert len(fake.requests) == 3 + 1 + MAX_THROTTLE_RETRIES
+    assert waited[2:] == [MAX_RETRY_AFTER] * MAX_THROTTLE_RETRIES
+
+
+async def test_a_429_without_retry_after_is_an_error(
+    apiserver: tuple[FakeApiServer, str], kube: Kube
+) -> None:
+    fake, _ = apiserver
+    fake.throttle = [(429, None)]
+    with pytest.raises(ApiError) as caught:
+        await kube.create(CONFIGMAP)
+    assert caught.value.status == 429
+    assert len(fake.requests) == 1
+
+
+def test_in_cluster_the_api_server_is_reached_by_the_service_address() -> None:
+    # No DNS needed: the kubelet sets these in every pod (client-go reads the same).
+    default = "https://kubernetes.default.svc"
+    env = {"KUBERNETES_SERVICE_HOST": "10.96.0.1", "KUBERNETES_SERVICE_PORT": "443"}
+    assert in_cluster_server(default, env) == "https://10.96.0.1:443"
+    v6 = {"KUBERNETES_SERVICE_HOST": "fd00::1", "KUBERNETES_SERVICE_PORT": "6443"}
+    assert in_cluster_server(default, v6) == "https://[fd00::1]:6443"
+    assert in_cluster_server(default, {}) == default
+
+
+def test_the_service_account_login_uses_the_service_address(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    info = kopf.ConnectionInfo(server="https://kubernetes.default.svc", token="t")
+    monkeypatch.setattr(kopf, "login_with_service_account", lambda **_: info)
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.96.0.1")
+    monkeypatch.setenv("KUBERNETES_SERVICE_PORT", "443")
+    got = default_login(kopf.OperatorSettings())()
+    assert got is not None
+    assert got.server == "https://10.96.0.1:443"
+    assert got.token == "t"

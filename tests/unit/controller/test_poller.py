@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -133,3 +136,81 @@ def test_poke_brings_the_next_poll_forward() -> None:
     poller._due[KEY] = time.monotonic() + 30
     poller.poke(KEY, delay=1.0)
     assert poller._due[KEY] - time.monotonic() <= 1.0
+
+
+class TwoServersSidecar(FakeSidecar):
+    """Answers per token: server ``bad``'s pods send a malformed report, ``good``'s a valid one."""
+
+    async def status(self, request: web.Request) -> web.Response:
+        if request.headers.get("Authorization") == "Bearer bad":
+            return web.json_response({"models": ["x"]})
+        return web.json_response(self.document)
+
+
+@pytest.fixture
+async def two_servers() -> AsyncIterator[tuple[TwoServersSidecar, int]]:
+    fake = TwoServersSidecar()
+    app = web.Application()
+    app.router.add_get("/status", fake.status)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield fake, runner.addresses[0][1]
+    await runner.cleanup()
+
+
+async def test_a_malformed_report_is_a_failed_poll_logged_once(
+    two_servers: tuple[TwoServersSidecar, int], caplog: pytest.LogCaptureFixture
+) -> None:
+    """`{"models": ["x"]}` from one pod must not end polling for everyone."""
+    fake, port = two_servers
+    bad, good = ("ml", "bad"), ("ml", "good")
+    changes: list[tuple[str, str]] = []
+
+    async def on_change(key: tuple[str, str]) -> None:
+        changes.append(key)
+
+    targets = {bad: {"bad-0": "127.0.0.1"}, good: {"good-0": "127.0.0.1"}}
+    async with aiohttp.ClientSession() as session:
+        poller = StatusPoller(
+            on_change, lambda key: key[1], fast=0, slow=0, port=port, session=session
+        )
+        with caplog.at_level(logging.WARNING, logger="ollama_operator.controller.poller"):
+            await poller.poll_due(targets)
+            await poller.poll_due(targets)
+    assert poller.reports(bad) == {}
+    assert poller._failures[(bad, "bad-0")] == 2
+    assert poller.reports(good) == {"good-0": fake.document}
+    assert changes == [good]
+    warnings = [r for r in caplog.records if "bad-0" in r.getMessage()]
+    assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+
+
+async def test_the_poll_loop_survives_a_failing_pass(
+    sidecar: tuple[FakeSidecar, int],
+) -> None:
+    """A pass that raises is logged; the next pass still polls."""
+    fake, port = sidecar
+    polled = asyncio.Event()
+    calls = 0
+
+    async def on_change(key: tuple[str, str]) -> None:
+        polled.set()
+
+    def targets() -> dict[tuple[str, str], dict[str, str]]:
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            raise RuntimeError("a bad pass")
+        return {KEY: {"demo-0": "127.0.0.1"}}
+
+    poller = StatusPoller(on_change, lambda key: "s3cret", fast=0, slow=0, port=port)
+    task = asyncio.create_task(poller.run(targets, tick=0.01))
+    try:
+        await asyncio.wait_for(polled.wait(), timeout=10)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+    assert poller.reports(KEY) == {"demo-0": fake.document}

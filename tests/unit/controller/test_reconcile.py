@@ -7,52 +7,29 @@ first visit, nothing at all when the cache already matches.
 
 from __future__ import annotations
 
+import asyncio
 import copy
+from collections.abc import Mapping
 from typing import Any
 
-from ollama_operator.controller.builders import BuildContext, build_children
-from ollama_operator.controller.kube import ApiError, Kube
-from ollama_operator.controller.reconcile import ClusterView, Reconciler, owner_of
+import pytest
 
-from .conftest import make_spec
+from ollama_operator.controller.reconcile import ClusterView, Reconciler
+
+from .fakes import RecordingKube
 
 
-class RecordingKube(Kube):
-    def __init__(self) -> None:
-        self.calls: list[tuple[str, str]] = []
-        self.secrets: set[str] = set()
-        self.fail_kind: str | None = None
-        self.status: dict[str, Any] | None = None
+async def run(reconciler: Reconciler, body: Mapping[str, Any], view: ClusterView) -> None:
+    """One reconcile of ``body`` against a cache that holds ``view``."""
+    meta = body["metadata"]
+    await reconciler.reconcile((meta["namespace"], meta["name"]), lambda: (body, view))
 
-    async def apply(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        if manifest["kind"] == self.fail_kind:
-            raise ApiError(422, "forbidden by policy")
-        self.calls.append(("apply", manifest["kind"]))
-        return manifest
 
-    async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
-        self.calls.append(("create", manifest["kind"]))
-        self.secrets.add(manifest["metadata"]["name"])
-        return manifest
-
-    async def get(
-        self, api_version: str, kind: str, namespace: str, name: str
-    ) -> dict[str, Any] | None:
-        self.calls.append(("get", kind))
-        return {"metadata": {"name": name}} if name in self.secrets else None
-
-    async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
-        self.calls.append(("delete", kind))
-        return True
-
-    async def patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
-        self.calls.append(("status", name))
-        self.status = status
-
-    async def event(
-        self, involved: dict[str, Any], *, type_: str, reason: str, message: str
-    ) -> None:
-        self.calls.append(("event", reason))
+async def applied(body: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What a first reconcile of ``body`` applies: what the cache holds once it caught up."""
+    kube = RecordingKube()
+    await run(Reconciler(kube), body, ClusterView())
+    return kube.applied
 
 
 def server(**spec: Any) -> dict[str, Any]:
@@ -80,15 +57,16 @@ def view_from(
         services=services,
         configmap=by_kind.get("ConfigMap"),
         pdb=by_kind.get("PodDisruptionBudget"),
+        networkpolicy=by_kind.get("NetworkPolicy"),
         pods=pods or [],
     )
 
 
 async def test_first_visit_creates_everything() -> None:
     kube = RecordingKube()
-    await Reconciler(kube).reconcile(server(models=[{"name": "m"}]), ClusterView())
+    await run(Reconciler(kube), server(models=[{"name": "m"}]), ClusterView())
     kinds = [k for verb, k in kube.calls if verb == "apply"]
-    assert kinds == ["ConfigMap", "Service", "Service", "StatefulSet"]
+    assert kinds == ["NetworkPolicy", "ConfigMap", "Service", "Service", "StatefulSet"]
     assert ("create", "Secret") in kube.calls
     assert ("status", "demo") in kube.calls
 
@@ -97,43 +75,57 @@ async def test_steady_state_makes_no_writes() -> None:
     kube = RecordingKube()
     reconciler = Reconciler(kube)
     body = server(models=[{"name": "m"}])
-    await reconciler.reconcile(body, ClusterView())
-    spec = make_spec(models=[{"name": "m"}])
-    view = view_from(build_children(owner_of(body), spec, BuildContext()))
+    await run(reconciler, body, ClusterView())
+    view = view_from(kube.applied)
     body["status"] = kube.status
-    await reconciler.reconcile(body, view)  # status catches up with the view
+    await run(reconciler, body, view)  # status catches up with the view
     body["status"] = kube.status
     kube.calls.clear()
-    await reconciler.reconcile(body, view)
+    await run(reconciler, body, view)
     assert kube.calls == []
 
 
 async def test_drift_is_repaired() -> None:
     kube = RecordingKube()
     body = server()
-    children = build_children(owner_of(body), make_spec(), BuildContext())
-    view = view_from(children)
+    view = view_from(await applied(body))
     assert view.statefulset is not None
     view.statefulset["spec"]["replicas"] = 7  # type: ignore[index]
-    await Reconciler(kube).reconcile(body, view)
+    await run(Reconciler(kube), body, view)
     assert [k for verb, k in kube.calls if verb == "apply"] == ["StatefulSet"]
 
 
 async def test_stale_pdb_is_deleted_when_scaled_down() -> None:
     kube = RecordingKube()
     body = server(replicas=3)
-    view = view_from(build_children(owner_of(body), make_spec(replicas=3), BuildContext()))
+    view = view_from(await applied(body))
     body["spec"] = {"replicas": 1}
-    await Reconciler(kube).reconcile(body, view)
+    await run(Reconciler(kube), body, view)
     assert ("delete", "PodDisruptionBudget") in kube.calls
+
+
+async def test_network_policy_deleted_when_disabled_and_repaired_when_drifted() -> None:
+    kube = RecordingKube()
+    body = server()
+    view = view_from(await applied(body))
+    assert view.networkpolicy is not None
+    view.networkpolicy["spec"]["ingress"] = []  # type: ignore[index]
+    await run(Reconciler(kube), body, view)
+    assert [k for verb, k in kube.calls if verb == "apply"] == ["NetworkPolicy"]
+
+    kube = RecordingKube()
+    body["spec"] = {"networkPolicy": {"enabled": False}}
+    await run(Reconciler(kube), body, view)
+    assert ("delete", "NetworkPolicy") in kube.calls
+    assert "NetworkPolicy" not in [k for verb, k in kube.calls if verb == "apply"]
 
 
 async def test_apply_error_degrades_and_posts_one_event() -> None:
     kube = RecordingKube()
     kube.fail_kind = "StatefulSet"
     reconciler = Reconciler(kube)
-    await reconciler.reconcile(server(), ClusterView())
-    await reconciler.reconcile(server(), ClusterView())
+    await run(reconciler, server(), ClusterView())
+    await run(reconciler, server(), ClusterView())
     assert kube.calls.count(("event", "ApplyFailed")) == 1
     assert kube.status is not None
     degraded = {c["type"]: c for c in kube.status["conditions"]}["Degraded"]
@@ -143,7 +135,7 @@ async def test_apply_error_degrades_and_posts_one_event() -> None:
 
 async def test_invalid_stored_spec_is_reported_not_raised() -> None:
     kube = RecordingKube()
-    await Reconciler(kube).reconcile(server(replicas=-3), ClusterView())
+    await run(Reconciler(kube), server(replicas=-3), ClusterView())
     assert kube.status is not None
     ready = {c["type"]: c for c in kube.status["conditions"]}["Ready"]
     assert ready["reason"] == "InvalidSpec"
@@ -159,13 +151,13 @@ async def test_a_stale_cache_does_not_write_or_announce_twice() -> None:
     body["metadata"]["resourceVersion"] = "100"
     reports = {"demo-0": {"models": [{"name": "m", "phase": "Pulling", "progress": 5}]}}
     view = ClusterView(pods=[{"metadata": {"name": "demo-0"}, "status": {}}], reports=reports)
-    await reconciler.reconcile(body, view)
-    await reconciler.reconcile(body, view)  # same stale body: nothing new to say
+    await run(reconciler, body, view)
+    await run(reconciler, body, view)  # same stale body: nothing new to say
     assert kube.calls.count(("status", "demo")) == 1
     assert kube.calls.count(("event", "PullStarted")) == 1
     body["metadata"]["resourceVersion"] = "101"  # the cache caught up with our write
     body["status"] = kube.status
-    await reconciler.reconcile(body, view)
+    await run(reconciler, body, view)
     assert kube.calls.count(("status", "demo")) == 1
 
 
@@ -173,18 +165,18 @@ async def test_a_lagging_cache_does_not_repeat_applies() -> None:
     """Children applied a moment ago are not applied again before the cache shows them."""
     kube = RecordingKube()
     reconciler = Reconciler(kube)
-    await reconciler.reconcile(server(), ClusterView())
-    await reconciler.reconcile(server(), ClusterView())  # the cache still has nothing
+    await run(reconciler, server(), ClusterView())
+    await run(reconciler, server(), ClusterView())  # the cache still has nothing
     applies = [k for verb, k in kube.calls if verb == "apply"]
-    assert applies == ["ConfigMap", "Service", "Service", "StatefulSet"]
+    assert applies == ["NetworkPolicy", "ConfigMap", "Service", "Service", "StatefulSet"]
     # Once the cache shows the object, a real drift is repaired again.
     body = server()
-    view = view_from(build_children(owner_of(body), make_spec(), BuildContext()))
+    view = view_from(kube.applied)
     assert view.statefulset is not None
     view.statefulset["metadata"]["resourceVersion"] = "7"  # type: ignore[index]
     view.statefulset["spec"]["replicas"] = 3  # type: ignore[index]
     kube.calls.clear()
-    await reconciler.reconcile(body, view)
+    await run(reconciler, body, view)
     assert [k for verb, k in kube.calls if verb == "apply"] == ["StatefulSet"]
 
 
@@ -192,14 +184,123 @@ async def test_a_child_deleted_after_the_cache_saw_it_comes_back() -> None:
     kube = RecordingKube()
     reconciler = Reconciler(kube)
     body = server()
-    await reconciler.reconcile(body, ClusterView())
-    children = build_children(owner_of(body), make_spec(), BuildContext())
-    await reconciler.reconcile(body, view_from(children))  # the cache caught up
+    await run(reconciler, body, ClusterView())
+    await run(reconciler, body, view_from(kube.applied))  # the cache caught up
     kube.calls.clear()
-    await reconciler.reconcile(body, ClusterView())  # ... and then everything was deleted
+    await run(reconciler, body, ClusterView())  # ... and then everything was deleted
     assert [k for verb, k in kube.calls if verb == "apply"] == [
+        "NetworkPolicy",
         "ConfigMap",
         "Service",
         "Service",
         "StatefulSet",
     ]
+
+
+def _pod_spec(kube: RecordingKube) -> dict[str, Any]:
+    spec: dict[str, Any] = kube.last_applied("StatefulSet")["spec"]["template"]["spec"]
+    return spec
+
+
+AFFINITY = {
+    "nodeAffinity": {
+        "requiredDuringSchedulingIgnoredDuringExecution": {
+            "nodeSelectorTerms": [{"matchExpressions": [{"key": "gpu", "operator": "Exists"}]}]
+        }
+    }
+}
+
+# (spec before, spec after, where the field lived: it must be gone from what is applied)
+REMOVALS = {
+    "nodeSelector": (
+        {"nodeSelector": {"disk": "ssd"}},
+        {},
+        lambda kube: "nodeSelector" not in _pod_spec(kube),
+    ),
+    "podAnnotations": (
+        {"podAnnotations": {"team": "ml"}},
+        {},
+        lambda kube: (
+            "annotations" not in kube.last_applied("StatefulSet")["spec"]["template"]["metadata"]
+        ),
+    ),
+    "resources.limits.memory": (
+        {"resources": {"limits": {"memory": "8Gi", "cpu": "2"}}},
+        {"resources": {"limits": {"cpu": "2"}}},
+        lambda kube: "memory" not in _pod_spec(kube)["containers"][0]["resources"]["limits"],
+    ),
+    "service.annotations": (
+        {"service": {"annotations": {"lb.example/internal": "true"}}},
+        {},
+        lambda kube: (
+            "lb.example/internal"
+            not in (kube.last_applied("Service", "demo")["metadata"].get("annotations") or {})
+        ),
+    ),
+    "runtimeClassName": (
+        {"runtimeClassName": "nvidia"},
+        {},
+        lambda kube: "runtimeClassName" not in _pod_spec(kube),
+    ),
+    "affinity": ({"affinity": AFFINITY}, {}, lambda kube: "affinity" not in _pod_spec(kube)),
+}
+
+
+@pytest.mark.parametrize("field", list(REMOVALS))
+async def test_a_field_removed_from_the_spec_is_removed_from_the_child(field: str) -> None:
+    """Server-side apply drops what our field manager no longer sends, so re-applying when
+    the desired manifest changed is enough, even when the old live object is a superset."""
+    before, after, gone = REMOVALS[field]
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    await run(reconciler, server(**before), ClusterView())
+    view = view_from(kube.applied)  # the cache caught up with the first apply
+    kube.calls.clear()
+    await run(reconciler, server(**after), view)
+    assert [k for verb, k in kube.calls if verb == "apply"], f"removing {field} applied nothing"
+    assert gone(kube), f"{field} is still in what was applied"
+
+
+async def test_forgetting_a_server_keeps_the_memo_of_one_whose_name_it_prefixes() -> None:
+    """`a` and `a-b` are different servers: `a-b-config` is not a child of `a`."""
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    short, long = server(), server()
+    short["metadata"].update(name="a", uid="u-a")
+    long["metadata"].update(name="a-b", uid="u-ab")
+    await run(reconciler, short, ClusterView())
+    await run(reconciler, long, ClusterView())
+    reconciler.forget("ml", "a")
+    kube.calls.clear()
+    await run(reconciler, long, ClusterView())  # the cache still lags a-b's applies
+    assert [c for c in kube.calls if c[0] == "apply"] == []
+
+
+async def test_an_invalid_spec_on_a_stale_cache_is_written_once() -> None:
+    """The invalid-spec status goes through the same write memo as any other status."""
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    body = server(replicas=-3)
+    body["metadata"]["resourceVersion"] = "100"
+    await run(reconciler, body, ClusterView())
+    await run(reconciler, body, ClusterView())  # the watch has not delivered our write yet
+    assert kube.calls.count(("status", "demo")) == 1
+
+
+async def test_events_are_posted_without_holding_the_servers_lock() -> None:
+    """A slow Event POST must not stall the next reconcile of the same server."""
+    kube = RecordingKube()
+    kube.fail_kind = "StatefulSet"  # → an ApplyFailed Event
+    kube.event_gate = asyncio.Event()
+    reconciler = Reconciler(kube)
+    first = asyncio.create_task(run(reconciler, server(), ClusterView()))
+    await asyncio.wait_for(kube.event_waiting.wait(), timeout=5)
+    kube.fail_kind = None
+    second = server()
+    second["metadata"]["generation"] = 2
+    await asyncio.wait_for(run(reconciler, second, ClusterView()), timeout=5)
+    assert kube.status is not None
+    assert kube.status["observedGeneration"] == 2
+    kube.event_gate.set()
+    await asyncio.wait_for(first, timeout=5)
+    assert ("event", "ApplyFailed") in kube.calls

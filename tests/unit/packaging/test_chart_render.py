@@ -238,9 +238,21 @@ def test_image_and_sidecar_image(case: tuple[Case, list[Manifest]]) -> None:
     operator = container(objects)
     assert operator["image"] == chosen.image
     assert operator["imagePullPolicy"] == "IfNotPresent"
-    env = {e["name"]: e.get("value") for e in operator["env"]}
+    env = {e["name"]: e.get("value") for e in operator["env"] if "valueFrom" not in e}
     sidecar = chosen.expect.get("sidecarImage", chosen.image)
     assert env == {"OLLAMA_OPERATOR_IMAGE": sidecar, **chosen.expect.get("env", {})}
+
+
+def test_operator_knows_its_namespace_from_the_downward_api(
+    case: tuple[Case, list[Manifest]],
+) -> None:
+    """The NetworkPolicies admit the operator's namespace to the sidecars' admin port."""
+    _, objects = case
+    env = {e["name"]: e for e in container(objects)["env"]}
+    assert env["POD_NAMESPACE"] == {
+        "name": "POD_NAMESPACE",
+        "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}},
+    }
 
 
 def test_scheduling_values_reach_the_pod(case: tuple[Case, list[Manifest]]) -> None:

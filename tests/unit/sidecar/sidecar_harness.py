@@ -23,6 +23,7 @@ from ollama_operator.ollama import normalize_name
 from ollama_operator.sidecar.agent import AgentObserver
 from ollama_operator.sidecar.gateway import Gateway
 from ollama_operator.sidecar.metrics import GatewayMetrics
+from ollama_operator.sidecar.protocol import GatewayServer
 from ollama_operator.sidecar.settings import GatewaySettings
 
 MODEL = "llama3.2:1b"
@@ -80,9 +81,14 @@ def config(upstream: str, **fields: Any) -> SidecarConfig:
     return SidecarConfig.from_mapping(doc)
 
 
-def settings(upstream: str, **gateway: Any) -> GatewaySettings:
-    """Gateway settings from a config with these ``gateway`` fields (camelCase)."""
-    return GatewaySettings.from_config(config(upstream, gateway=gateway))
+def settings(
+    upstream: str, *, sidecar: dict[str, Any] | None = None, **gateway: Any
+) -> GatewaySettings:
+    """Gateway settings from a config with these ``gateway`` fields (camelCase).
+
+    ``sidecar`` holds top-level fields of the config file (``cache``, ``clients``).
+    """
+    return GatewaySettings.from_config(config(upstream, gateway=gateway, **(sidecar or {})))
 
 
 def free_port() -> int:
@@ -107,8 +113,8 @@ async def listening(runner: web.BaseRunner) -> AsyncIterator[str]:
 
 @contextlib.asynccontextmanager
 async def serve(handler: Callable[[web.BaseRequest], Any]) -> AsyncIterator[str]:
-    """Run a low-level handler (the gateway's) as the pod does."""
-    server = web.Server(handler, handler_cancellation=True, access_log=None)
+    """Run a low-level handler (the gateway's, the admin port's) as the pod does."""
+    server = GatewayServer(handler, handler_cancellation=True, access_log=None)
     async with listening(web.ServerRunner(server, shutdown_timeout=0.5)) as url:
         yield url
 
@@ -138,15 +144,19 @@ def make_gateway(
     keys: Any = None,
     present: Sequence[str] | None = (),
     clock: Callable[[], float] | None = None,
+    sidecar: dict[str, Any] | None = None,
     **gateway: Any,
 ) -> Gateway:
-    """A gateway in front of ``upstream``; ``present=None`` turns the model check off."""
+    """A gateway in front of ``upstream``; ``present=None`` turns the model check off.
+
+    ``sidecar`` holds top-level fields of the config file (``cache``, ``clients``).
+    """
     kwargs: dict[str, Any] = {"rand": lambda: 0.0}
     if clock is not None:
         kwargs["clock"] = clock
     present_set = None if present is None else {normalize_name(m) for m in present}
     return Gateway(
-        settings(upstream, **gateway),
+        settings(upstream, sidecar=sidecar, **gateway),
         keys=keys,
         metrics=GatewayMetrics(),
         present_models=None if present_set is None else (lambda: present_set),
@@ -170,3 +180,33 @@ async def eventually(check: Callable[[], bool], within: float = 5.0) -> None:
 async def read_json(response: aiohttp.ClientResponse) -> Any:
     """The JSON body, whatever the content type says."""
     return json.loads(await response.read())
+
+
+async def raw_exchange(url: str, request: bytes, *, within: float = 5.0) -> bytes:
+    """Send ``request`` byte for byte over a fresh connection; everything read until EOF.
+
+    For what an HTTP client would refuse to send or would normalise first (dot
+    segments, control characters, malformed header lines). A request that the
+    server answers and keeps alive should carry ``Connection: close``.
+    """
+    host, _, port = url.removeprefix("http://").rpartition(":")
+    async with asyncio.timeout(within):
+        reader, writer = await asyncio.open_connection(host, int(port))
+        try:
+            writer.write(request)
+            await writer.drain()
+            return await reader.read()
+        finally:
+            writer.close()
+            with contextlib.suppress(ConnectionError):
+                await writer.wait_closed()
+
+
+def status_of(answer: bytes) -> int:
+    """The status code of a raw HTTP/1.1 answer."""
+    return int(answer.split(b" ", 2)[1])
+
+
+def body_of(answer: bytes) -> bytes:
+    """The body of a raw HTTP/1.1 answer (not chunked)."""
+    return answer.partition(b"\r\n\r\n")[2]

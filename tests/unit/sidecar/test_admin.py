@@ -7,12 +7,11 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp import web
 
 from ollama_operator.sidecar.admin import Admin, InternalToken
 from ollama_operator.sidecar.metrics import GatewayMetrics
 
-from .sidecar_harness import FakeAgent, serve_app
+from .sidecar_harness import FakeAgent, serve
 
 TOKEN = "internal-token-value"
 
@@ -30,13 +29,13 @@ async def client() -> AsyncIterator[aiohttp.ClientSession]:
 
 async def test_healthz(agent: FakeAgent, client: aiohttp.ClientSession) -> None:
     agent.is_ready = False
-    app = Admin(agent, GatewayMetrics()).app()
-    async with serve_app(app) as url, client.get(f"{url}/healthz") as r:
+    app = Admin(agent, GatewayMetrics()).handle
+    async with serve(app) as url, client.get(f"{url}/healthz") as r:
         assert (r.status, await r.json()) == (200, {"status": "ok"})
 
 
 async def test_readyz_follows_the_agent(agent: FakeAgent, client: aiohttp.ClientSession) -> None:
-    async with serve_app(Admin(agent, GatewayMetrics()).app()) as url:
+    async with serve(Admin(agent, GatewayMetrics()).handle) as url:
         async with client.get(f"{url}/readyz") as r:
             assert (r.status, await r.json()) == (200, {"ready": True})
         agent.is_ready = False
@@ -48,7 +47,7 @@ async def test_status_wants_the_internal_token(
     agent: FakeAgent, client: aiohttp.ClientSession
 ) -> None:
     admin = Admin(agent, GatewayMetrics(), InternalToken(TOKEN, configured=True))
-    async with serve_app(admin.app()) as url:
+    async with serve(admin.handle) as url:
         for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": TOKEN}):
             async with client.get(f"{url}/status", headers=headers) as r:
                 assert r.status == 401
@@ -64,15 +63,15 @@ async def test_status_wants_the_internal_token(
 async def test_status_is_open_without_a_token_file(
     agent: FakeAgent, client: aiohttp.ClientSession
 ) -> None:
-    app = Admin(agent, GatewayMetrics()).app()
-    async with serve_app(app) as url, client.get(f"{url}/status") as r:
+    app = Admin(agent, GatewayMetrics()).handle
+    async with serve(app) as url, client.get(f"{url}/status") as r:
         assert r.status == 200
 
 
 async def test_metrics(agent: FakeAgent, client: aiohttp.ClientSession) -> None:
     metrics = GatewayMetrics()
     metrics.rate_limited.inc(3)
-    async with serve_app(Admin(agent, metrics).app()) as url, client.get(f"{url}/metrics") as r:
+    async with serve(Admin(agent, metrics).handle) as url, client.get(f"{url}/metrics") as r:
         assert r.status == 200
         assert r.headers["Content-Type"].startswith("text/plain")
         assert "ollama_gateway_rate_limited_total 3.0" in await r.text()
@@ -93,7 +92,23 @@ def test_token_file(tmp_path: Path) -> None:
         InternalToken.load(str(tmp_path / "missing"))
 
 
-def test_the_app_has_only_the_four_endpoints(agent: FakeAgent) -> None:
-    app: web.Application = Admin(agent, GatewayMetrics()).app()
-    paths = {r.resource.canonical for r in app.router.routes() if r.resource is not None}
-    assert paths == {"/healthz", "/readyz", "/status", "/metrics"}
+def test_the_port_has_only_the_four_endpoints(agent: FakeAgent) -> None:
+    assert set(Admin(agent, GatewayMetrics()).endpoints) == {
+        "/healthz",
+        "/readyz",
+        "/status",
+        "/metrics",
+    }
+
+
+async def test_other_paths_and_methods_are_json_errors(
+    agent: FakeAgent, client: aiohttp.ClientSession
+) -> None:
+    async with serve(Admin(agent, GatewayMetrics()).handle) as url:
+        async with client.get(f"{url}/nope") as r:
+            assert r.status == 404
+            assert "error" in await r.json()
+        async with client.post(f"{url}/healthz") as r:
+            assert (r.status, r.headers["Allow"]) == (405, "GET, HEAD")
+        async with client.head(f"{url}/readyz") as r:
+            assert r.status == 200

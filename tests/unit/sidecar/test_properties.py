@@ -82,6 +82,8 @@ async def _start(stack: contextlib.AsyncExitStack) -> str:
         cache={"enabled": True},
         rateLimit={"requestsPerMinute": 1_000_000},
         maxBodyBytes=4096,
+        # Random headers are wrong keys; the brute-force limit is tested in test_auth_guard.
+        sidecar={"clients": {"authFailures": {"burst": 10_000, "failuresPerMinute": 10_000}}},
     )
     return await stack.enter_async_context(running(gateway))
 
