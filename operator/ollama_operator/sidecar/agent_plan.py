@@ -336,10 +336,19 @@ def next_wakeup(
 
 
 def is_ready(states: Iterable[ModelState], seen: Observation | None, *, ollama_up: bool) -> bool:
-    """Ollama answers and every required model is on disk."""
+    """Ollama answers and every required model is on disk, its pull or create finished.
+
+    Ollama lists a pulled model a moment before the pull's stream ends; until the agent
+    has settled it, ``/status`` still says Pulling, and a pod must not turn Ready while
+    its own report says the model is not.
+    """
     if not ollama_up or seen is None:
         return False
-    return all(s.key in seen.installed for s in states if s.spec.required)
+    return all(
+        s.key in seen.installed and s.phase not in ("Pulling", "Creating")
+        for s in states
+        if s.spec.required
+    )
 
 
 def model_status(state: ModelState) -> dict[str, Any]:

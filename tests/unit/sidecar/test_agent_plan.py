@@ -262,6 +262,16 @@ def test_ready_needs_ollama_and_every_required_model() -> None:
     assert not is_ready(wanted.values(), None, ollama_up=True)
 
 
+def test_not_ready_while_the_pull_that_brought_the_model_is_still_settling() -> None:
+    # Ollama lists the model a moment before the pull's stream ends: /status still says
+    # Pulling then, and readiness must agree with it.
+    wanted = states(spec("a"))
+    wanted["a:latest"].phase = "Pulling"
+    assert not is_ready(wanted.values(), seen("a"), ollama_up=True)
+    wanted["a:latest"].phase = "Ready"
+    assert is_ready(wanted.values(), seen("a"), ollama_up=True)
+
+
 def test_status_entries_are_what_the_controller_reads() -> None:
     s = states(spec("llama3.2:1b"))["llama3.2:1b"]
     s.phase, s.completed, s.total = "Pulling", 250, 1000
