@@ -1,0 +1,3 @@
+module ollama-operator.local/tools/pause
+
+go 1.22
