@@ -24,6 +24,8 @@ help:
 	@echo "make run          run the controller against \$$KUBECONFIG"
 	@echo "make tools        build/install the local cluster's binaries into \$$CACHE_DIR"
 	@echo "make cluster-up   start the local cluster (kwokctl, binary runtime)"
+	@echo "make images       build the operator, test Ollama, pause and registry images (buildah)"
+	@echo "make realnode-up  start the real node: real containers on a kubelet (root)"
 	@echo "make bench        benchmarks -> docs/benchmarks.md"
 
 venv: $(VENV)/.installed
@@ -34,9 +36,12 @@ $(VENV)/.installed: pyproject.toml
 	$(BIN)/pip install -q -e '.[dev,fast]'
 	touch $@
 
-# Everything in one pytest run (one summary line): unit, integration, e2e.
-test: venv crds-check ollama
+# Everything in one pytest run (one summary line): unit, integration, e2e, real node.
+# The real node (tools/realnode.sh) needs root; elsewhere its tests are skipped with the
+# reason, except under CI, where it must run.
+test: venv crds-check tools ollama
 	$(if $(KUBECONFIG),,$(MAKE) cluster-up)
+	@tools/realnode.sh test-up
 	$(BIN)/pytest tests $(PYTEST_ARGS)
 
 test-unit: venv

@@ -30,7 +30,8 @@ ETCD_VERSION="$(module_version etcd go.etcd.io/etcd/server/v3)"
 KWOK_VERSION="$(module_version kwok sigs.k8s.io/kwok)"
 HELM_VERSION="$(module_version helm helm.sh/helm/v3)"
 HELM_K8S_VERSION="$(module_version helm k8s.io/client-go)" # v0.MINOR.PATCH
-for v in K8S_VERSION ETCD_VERSION KWOK_VERSION HELM_VERSION HELM_K8S_VERSION; do
+REGISTRY_VERSION="$(module_version registry github.com/distribution/distribution/v3)"
+for v in K8S_VERSION ETCD_VERSION KWOK_VERSION HELM_VERSION HELM_K8S_VERSION REGISTRY_VERSION; do
 	[[ -n "${!v}" ]] || die "could not read $v from the go.mod files under $TOOLS_DIR"
 done
 
@@ -41,11 +42,16 @@ declare -A TOOL=(
 	[kube-controller-manager]="k8s $K8S_VERSION k8s.io/kubernetes/cmd/kube-controller-manager"
 	[kube-scheduler]="k8s $K8S_VERSION k8s.io/kubernetes/cmd/kube-scheduler"
 	[kubectl]="k8s $K8S_VERSION k8s.io/kubernetes/cmd/kubectl"
+	# The real node's kubelet and kube-proxy (tools/realnode.sh), same release.
+	[kubelet]="k8s $K8S_VERSION k8s.io/kubernetes/cmd/kubelet"
+	[kube-proxy]="k8s $K8S_VERSION k8s.io/kubernetes/cmd/kube-proxy"
+	# The OCI registry that holds the test model on the real node.
+	[registry]="registry $REGISTRY_VERSION github.com/distribution/distribution/v3/cmd/registry"
 	[kwok]="kwok $KWOK_VERSION sigs.k8s.io/kwok/cmd/kwok"
 	[kwokctl]="kwok $KWOK_VERSION sigs.k8s.io/kwok/cmd/kwokctl"
 	[helm]="helm $HELM_VERSION helm.sh/helm/v3/cmd/helm"
 )
-ORDER=(etcd kwok kwokctl helm kube-apiserver kube-controller-manager kube-scheduler kubectl)
+ORDER=(etcd kwok kwokctl helm registry kube-apiserver kube-controller-manager kube-scheduler kubectl kubelet kube-proxy)
 
 binary_path() { # <name>
 	local dir version pkg
@@ -129,7 +135,7 @@ start_all=$SECONDS
 
 # Build per wrapper module, every missing package of it in one 'go build' (so
 # the shared dependencies compile once, in parallel).
-for dir in etcd kwok helm k8s; do
+for dir in etcd kwok helm registry k8s; do
 	pkgs=()
 	names=()
 	for name in "${missing[@]}"; do

@@ -4,9 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import kopf
+from kopf._core.engines.peering import Identity  # kopf types the argument, exports no name
 from prometheus_client import start_http_server
+
+
+def identity() -> Identity:
+    """Who this operator is to its peers, without asking the user database.
+
+    kopf derives it from ``getpass.getuser()`` by default, which raises in a container
+    running as a UID without a passwd entry (the image runs as 65532, which has none):
+    the operator died at start in every real pod. In a pod the host name is the pod's
+    name, which is unique while it runs.
+    """
+    return Identity(f"ollama-operator@{socket.gethostname()}")
 
 
 def run(
@@ -32,6 +45,7 @@ def run(
             kopf.operator(
                 registry=REGISTRY,
                 standalone=True,
+                identity=identity(),
                 clusterwide=not namespaces,
                 namespaces=namespaces,
                 liveness_endpoint=liveness,
