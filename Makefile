@@ -74,7 +74,7 @@ run: venv
 	$(BIN)/ollama-operator run
 
 ## demo: local cluster + CRDs + operator + the basic sample, then kubectl get ollama
-demo: venv cluster-up
+demo: venv cluster-up ollama
 	VENV_BIN=$(abspath $(BIN)) tools/demo.sh up
 
 demo-down:

@@ -60,11 +60,11 @@ real_up() {
     exit 1
   fi
   show "$REAL_KCFG" registry
-  local key pf port
+  local key port
   key=$("${k[@]}" -n "$NS" get secret registry-api-keys -o jsonpath='{.data.keys}' | base64 -d | grep -v '^#' | head -n1)
   "${k[@]}" -n "$NS" port-forward --address 127.0.0.1 svc/registry :11434 >"$CACHE_DIR/demo-port-forward.log" 2>&1 &
-  pf=$!
-  trap 'kill $pf 2>/dev/null || true' EXIT
+  PORT_FORWARD_PID=$!
+  trap 'kill "$PORT_FORWARD_PID" 2>/dev/null || true' EXIT
   for _ in $(seq 1 100); do
     port=$(sed -n 's/^Forwarding from 127\.0\.0\.1:\([0-9]*\) .*/\1/p' "$CACHE_DIR/demo-port-forward.log" | head -n1)
     [[ -n "$port" ]] && break
@@ -77,7 +77,7 @@ real_up() {
   echo "    -d '{\"model\": \"10.96.0.50:5000/library/gemma3:270m\", \"prompt\": \"Why is the sky blue? One sentence.\", \"stream\": false}'"
   curl -s "127.0.0.1:$port/api/generate" -H "Authorization: Bearer $key" \
     -d '{"model": "10.96.0.50:5000/library/gemma3:270m", "prompt": "Why is the sky blue? One sentence.", "stream": false, "options": {"num_predict": 48}}' \
-    | "$VENV_BIN/python" -c 'import json,sys; b=json.load(sys.stdin); print(b["response"].strip()); print(f"({b["eval_count"]} tokens in {b["total_duration"]/1e9:.1f} s)")'
+    | "$VENV_BIN/python" -c 'import json,sys; b=json.load(sys.stdin); print(b["response"].strip()); print("(%d tokens in %.1f s)" % (b["eval_count"], b["total_duration"] / 1e9))'
   echo
   say "try: export KUBECONFIG=$REAL_KCFG; $KUBECTL -n $NS get ollama,statefulset,pods,svc"
   say "stop: make demo-down (the node stays: make realnode-down)"
