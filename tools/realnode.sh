@@ -615,6 +615,7 @@ stop_all() {
 		kill -9 "$pid" 2>/dev/null || true
 	done
 	kill_cgroup_tasks
+	forget_cni_results
 	unmount_under "$RN"
 	remove_cgroups
 	if [[ -e "/run/netns/$NETNS" ]]; then
@@ -645,6 +646,21 @@ kill_containers() {
 	for id in $("${c[@]}" tasks ls -q 2>/dev/null || true); do
 		"${c[@]}" tasks delete -f "$id" >/dev/null 2>&1 || true
 	done
+}
+
+# containerd's CNI library caches each pod's results in /var/lib/cni/results (1.6
+# has no setting for it): drop ours — the bridge's, named after our network, and
+# the loopback ones of the same sandboxes — and the directories if we emptied them.
+forget_cni_results() {
+	local dir=/var/lib/cni/results f id
+	[[ -d "$dir" ]] || return 0
+	for f in "$dir"/realnode-*; do
+		[[ -e "$f" ]] || continue
+		id="${f#"$dir"/realnode-}"
+		id="${id%%-*}"
+		rm -f "$f" "$dir/cni-loopback-$id-lo"
+	done
+	rmdir "$dir" /var/lib/cni 2>/dev/null || true
 }
 
 cgroup_dirs() {

@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -23,12 +22,6 @@ from tests.support.ollama_emulator import OllamaEmulator
 from .sidecar_harness import MODEL, FakeAgent, config, free_port
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-async def ollama() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator(installed=[MODEL]) as emulator:
-        yield emulator
 
 
 async def test_both_ports_and_the_agent_run_together(

@@ -6,8 +6,6 @@ limiter, so invalid-key guesses were never limited at all.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import pytest
 
@@ -16,24 +14,12 @@ from ollama_operator.sidecar.auth_guard import AuthFailureGuard
 from ollama_operator.sidecar.settings import GatewaySettings
 from tests.support.ollama_emulator import OllamaEmulator
 
-from .sidecar_harness import MODEL, FakeClock, config, make_gateway, read_json, running, sample
+from .sidecar_harness import FakeClock, config, make_gateway, read_json, running, sample
 
 KEY = "sk-test-0123456789"
 GOOD = {"Authorization": f"Bearer {KEY}"}
 BAD = {"Authorization": "Bearer sk-guess-0000"}
 LIMIT = {"clients": {"authFailures": {"burst": 2, "failuresPerMinute": 6}}}
-
-
-@pytest.fixture
-async def ollama() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator(installed=[MODEL]) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 async def test_guessing_keys_is_refused_with_429_and_retry_after(

@@ -6,7 +6,6 @@ import gzip
 import json
 import logging
 import zlib
-from collections.abc import AsyncIterator
 
 import pytest
 
@@ -16,7 +15,6 @@ from ollama_operator.sidecar.metrics import GatewayMetrics
 from tests.support.ollama_emulator import OllamaEmulator
 
 from .sidecar_harness import (
-    MODEL,
     FakeAgent,
     body_of,
     make_gateway,
@@ -29,12 +27,6 @@ from .sidecar_harness import (
 
 KEY = "sk-test-0123456789"
 REQUESTS = "ollama_gateway_requests_total"
-
-
-@pytest.fixture
-async def ollama() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator(installed=[MODEL]) as emulator:
-        yield emulator
 
 
 def get(path: str, header: bytes) -> bytes:

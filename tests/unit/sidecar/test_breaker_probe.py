@@ -9,7 +9,6 @@ opened the circuit for everybody although Ollama was working.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -20,18 +19,6 @@ from tests.support.ollama_emulator import OllamaEmulator
 from .sidecar_harness import MODEL, FakeClock, eventually, make_gateway, running, sample
 
 SLOW = {"model": MODEL, "prompt": "write a novel", "stream": False}
-
-
-@pytest.fixture
-async def ollama() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator(installed=[MODEL]) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 async def test_a_long_generation_after_the_open_period_does_not_block_other_requests(

@@ -8,10 +8,7 @@ shared answer with ``Cache-Control: no-cache`` until it liked it), and
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
-import pytest
 
 from ollama_operator.api.sidecar_config import CachePolicy
 from ollama_operator.sidecar.auth import KeyRing
@@ -27,18 +24,6 @@ AUTH_A = {"Authorization": f"Bearer {KEY_A}"}
 AUTH_B = {"Authorization": f"Bearer {KEY_B}"}
 BODY = {"model": MODEL, "prompt": "why is the sky blue", "stream": False}
 NO_CACHE = {"Cache-Control": "no-cache"}
-
-
-@pytest.fixture
-async def ollama() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator(installed=[MODEL]) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 async def post(

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import json
 import socket
-from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -33,12 +32,6 @@ from .sidecar_harness import (
 from .test_proxy import Script, one_chunk_then_drop, short_body
 
 GENERATE = {"model": MODEL, "prompt": "x"}
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 async def test_a_refused_connection_names_no_address(client: aiohttp.ClientSession) -> None:

@@ -28,18 +28,6 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 GENERATE = {"model": MODEL, "prompt": "why is the sky blue"}
 
 
-@pytest.fixture
-async def ollama() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator(installed=[MODEL]) as emulator:
-        yield emulator
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
-
-
 def inference_requests(ollama: OllamaEmulator, path: str = "/api/generate") -> int:
     return len(ollama.requests_to(path))
 

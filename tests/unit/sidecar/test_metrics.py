@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,12 +14,6 @@ from tests.support.ollama_emulator import OllamaEmulator
 from .sidecar_harness import MODEL, make_gateway, running, sample
 
 DOCS = Path(__file__).resolve().parents[3] / "docs" / "metrics.md"
-
-
-@pytest.fixture
-async def ollama() -> AsyncIterator[OllamaEmulator]:
-    async with OllamaEmulator(installed=[MODEL]) as emulator:
-        yield emulator
 
 
 async def test_exact_values_after_a_known_sequence(ollama: OllamaEmulator) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -76,12 +75,6 @@ async def short_body(request: web.Request) -> web.StreamResponse:
     assert request.transport is not None
     request.transport.close()
     return response
-
-
-@pytest.fixture
-async def client() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as session:
-        yield session
 
 
 async def test_no_retry_once_the_first_byte_was_sent(client: aiohttp.ClientSession) -> None:
