@@ -269,7 +269,7 @@ EOF
 # ---------------------------------------------------------------- processes
 
 pidfile() { echo "$RN/run/$1.pid"; }
-running() { local p; p="$(pidfile "$1")"; [[ -f "$p" ]] && kill -0 "$(cat "$p")" 2>/dev/null; }
+running() { local p; p="$(pidfile "$1")"; [[ -f "$p" ]] && kill -0 "$(cat "$p")" 2>/dev/null && ours "$(cat "$p")"; }
 
 # start <name> <command...>: in the node's network namespace, in the background,
 # detached from our stdout (pytest and make must not wait on it), PID recorded.
@@ -624,12 +624,19 @@ stop_all() {
 	[[ -n "$quiet" ]] || log "stopped; the host is as before (no namespace, mounts or processes left)"
 }
 
+ours() { # <pid>
+	local cmd
+	cmd="$(tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null)" || return 1
+	[[ "$cmd" == *"$RN"* || "$cmd" == *"$OLLAMA_BIN"* ]]
+}
+
 stop_pid() { # <name>
 	local p pid
 	p="$(pidfile "$1")"
 	[[ -f "$p" ]] || return 0
 	pid="$(cat "$p")"
-	if kill -0 "$pid" 2>/dev/null; then
+	# After a reboot the PID may belong to someone else: ours name our paths.
+	if kill -0 "$pid" 2>/dev/null && ours "$pid"; then
 		kill "$pid" 2>/dev/null || true
 		local deadline=$((SECONDS + 20))
 		while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
