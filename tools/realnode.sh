@@ -408,8 +408,14 @@ has_image() { grep -qxF "$1" <<<"$(ctr --address "$RN/run/containerd.sock" -n k8
 
 # "<ref> <archive>" of the current images, built first if any is missing (the
 # sources may change while a build runs: build again until the list is whole).
+# `up` computes it once (hashing the tree takes seconds) into IMAGE_LIST.
+IMAGE_LIST=""
 image_list() {
 	local list try
+	if [[ -n "$IMAGE_LIST" ]]; then
+		printf '%s\n' "$IMAGE_LIST"
+		return 0
+	fi
 	for try in 1 2 3; do
 		list="$("$TOOLS_DIR/images.sh" --print)"
 		if awk '{print $2}' <<<"$list" | xargs -r ls >/dev/null 2>&1; then
@@ -424,57 +430,14 @@ image_list() {
 
 # ---------------------------------------------------------------- cluster contents
 
+# A default StorageClass and local volumes bound to this node (claims bind to them
+# through the real PV controller and the kubelet mounts them); Released ones are
+# wiped and made Available again. The same pool script as the kwok cluster's.
 storage() {
-	# A default StorageClass and local volumes bound to this node; claims bind
-	# to them through the real PV controller and the kubelet mounts them.
-	local i count=16 docs
-	docs="$(cat <<'YAML'
-apiVersion: storage.k8s.io/v1
-kind: StorageClass
-metadata:
-  name: standard
-  annotations: {storageclass.kubernetes.io/is-default-class: "true"}
-provisioner: kubernetes.io/no-provisioner
-volumeBindingMode: WaitForFirstConsumer
-reclaimPolicy: Retain
-YAML
-)"
-	for i in $(seq 1 "$count"); do
-		mkdir -p "$RN/pv/$i"
-		docs+="
----
-apiVersion: v1
-kind: PersistentVolume
-metadata:
-  name: local-$i
-  labels: {ollama.operator.dev/pool: realnode}
-spec:
-  capacity: {storage: 50Gi}
-  accessModes: [ReadWriteOnce, ReadWriteMany]
-  persistentVolumeReclaimPolicy: Retain
-  storageClassName: standard
-  local: {path: $RN/pv/$i}
-  nodeAffinity:
-    required:
-      nodeSelectorTerms:
-      - matchExpressions: [{key: kubernetes.io/hostname, operator: In, values: [$NODE_NAME]}]"
-	done
-	kubectl apply -f - >/dev/null <<<"$docs"
-	recycle
+	"$TOOLS_DIR/cluster/storage.sh" "${BIN[kubectl]}" "$KUBECONFIG_PATH" 16 "$RN/pv" "$NODE_NAME" >/dev/null
 }
 
-# Released volumes: wipe what the last claim left (a model from an old test must
-# not make a new server's pull look instant), then make them Available again.
-recycle() {
-	local pv path
-	for pv in $(kubectl get pv -l ollama.operator.dev/pool=realnode \
-		-o jsonpath='{range .items[?(@.status.phase=="Released")]}{.metadata.name}{"\n"}{end}'); do
-		path="$(kubectl get pv "$pv" -o jsonpath='{.spec.local.path}')"
-		[[ "$path" == "$RN/pv/"* ]] || continue
-		find "$path" -mindepth 1 -delete
-		kubectl patch pv "$pv" --type json -p '[{"op":"remove","path":"/spec/claimRef"}]' >/dev/null
-	done
-}
+recycle() { storage; }
 
 registry() {
 	local image archive
@@ -573,6 +536,7 @@ up() {
 	deps || die "the real node's packages are missing (see above)"
 	check || die "the real node cannot start on this machine (see above)"
 	"$TOOLS_DIR/images.sh"
+	IMAGE_LIST="$(image_list)"
 	local start=$SECONDS
 	if healthy; then
 		log "the real node is already running; reusing it"

@@ -7,8 +7,10 @@ tests also prove its RBAC is sufficient.
 
 from __future__ import annotations
 
+import base64
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -82,6 +84,7 @@ def test_sample_becomes_ready_with_owned_children(
         ("service", "basic-headless"),
         ("configmap", "basic-config"),
         ("secret", "basic-internal"),
+        ("secret", "basic-api-keys"),
     ]:
         child = get(kubectl, namespace, kind, name)
         assert child is not None, f"{kind}/{name} missing"
@@ -97,16 +100,93 @@ def test_sample_becomes_ready_with_owned_children(
     assert status["selector"] == "app.kubernetes.io/instance=basic,app.kubernetes.io/name=ollama"
     table = kubectl("-n", namespace, "get", "ollama", "basic").stdout.splitlines()
     header, row = table[0].split(), table[1].split()
-    assert header == ["NAME", "READY", "REPLICAS", "MODELS", "GPU", "ENDPOINT", "REASON", "AGE"]
-    assert row[:7] == [
+    assert header == [
+        "NAME",
+        "READY",
+        "REPLICAS",
+        "MODELS",
+        "GPU",
+        "AUTH",
+        "ENDPOINT",
+        "REASON",
+        "AGE",
+    ]
+    assert row[:8] == [
         "basic",
         "True",
         "1/1",
         "1/1",
         "-",
+        "APIKeys",
         f"http://basic.{namespace}.svc:11434",
         "AllReplicasReady",
     ]
+
+
+def test_auth_is_on_by_default_with_a_key_generated_once(
+    kubectl: Kubectl, namespace: str, op: OperatorProcess
+) -> None:
+    kubectl.apply(server("keyed"), "-n", namespace)
+    obj = wait_ready(kubectl, namespace, "keyed")
+    secret = get(kubectl, namespace, "secret", "keyed-api-keys")
+    assert secret is not None
+    assert owned_by(secret, obj)
+    key = base64.b64decode(secret["data"]["keys"]).decode().strip()
+    assert key.startswith("oo_")
+    sts = get(kubectl, namespace, "statefulset", "keyed")
+    assert sts is not None
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == "keyed-api-keys"
+    config = get(kubectl, namespace, "configmap", "keyed-config")
+    assert config is not None
+    assert "apiKeysFile: /etc/ollama-operator/keys/keys" in config["data"]["sidecar.yaml"]
+
+    # A spec edit, and one after a restart (no memory of the Secret), keep the key.
+    def observed(generation: int) -> bool:
+        obj = get(kubectl, namespace, GROUP, "keyed") or {}
+        return int((obj.get("status") or {}).get("observedGeneration") or 0) >= generation
+
+    for replicas, generation in ((2, 2), (1, 3)):
+        if generation == 3:
+            op.stop()
+            op.start()
+        patch = json.dumps({"spec": {"replicas": replicas}})
+        kubectl("-n", namespace, "patch", GROUP, "keyed", "--type=merge", "-p", patch)
+        wait_for(partial(observed, generation), timeout=60, what=f"generation {generation}")
+    again = get(kubectl, namespace, "secret", "keyed-api-keys")
+    assert again is not None
+    assert again["data"] == secret["data"], "the generated key was rotated"
+    assert again["metadata"]["resourceVersion"] == secret["metadata"]["resourceVersion"]
+
+
+def test_auth_disabled_by_name_is_shown_and_warned(
+    kubectl: Kubectl, namespace: str, op: OperatorProcess
+) -> None:
+    kubectl.apply(server("open", gateway={"auth": {"mode": "Disabled"}}), "-n", namespace)
+    wait_ready(kubectl, namespace, "open")
+    assert get(kubectl, namespace, "secret", "open-api-keys") is None
+    columns = kubectl(
+        "-n",
+        namespace,
+        "get",
+        "ollama",
+        "open",
+        "-o",
+        "custom-columns=AUTH:.spec.gateway.auth.mode",
+    ).stdout.split()
+    assert columns == ["AUTH", "Disabled"]
+    table = kubectl("-n", namespace, "get", "ollama", "open").stdout.splitlines()
+    assert table[1].split()[5] == "Disabled"
+
+    def warned() -> list[dict[str, Any]] | None:
+        events = kubectl.json(
+            "-n", namespace, "get", "events", "--field-selector", "reason=AuthDisabled"
+        )["items"]
+        ours = [e for e in events if e["involvedObject"]["name"] == "open"]
+        return [e for e in ours if e["type"] == "Warning"] or None
+
+    events = wait_for(warned, timeout=60, what="AuthDisabled Warning Event")
+    assert "anyone who can reach the Service" in events[0]["message"]
 
 
 def test_scale_subresource_drives_replicas(
@@ -247,7 +327,7 @@ def test_operator_killed_mid_reconcile_converges_without_duplicates(
     secrets = kubectl.json("-n", namespace, "get", "secrets")["items"]
     assert [
         s["metadata"]["name"] for s in secrets if s["metadata"]["name"].startswith("restart")
-    ] == ["restart-internal"]
+    ] == ["restart-api-keys", "restart-internal"]
 
 
 def test_gpu_fit_and_unschedulable_feedback(
@@ -289,6 +369,11 @@ INVALID = [
     ({"service": {"port": 0}}, "spec.service.port"),
     ({"gateway": {"timeouts": {"connect": "soon"}}}, "spec.gateway.timeouts.connect"),
     ({"models": [{"name": "m", "create": {"from": "m"}}]}, "create.from"),
+    ({"gateway": {"auth": {"mode": "None"}}}, "spec.gateway.auth.mode"),
+    (
+        {"gateway": {"auth": {"mode": "Disabled", "apiKeysSecretRef": {"name": "k"}}}},
+        "gateway.auth.apiKeysSecretRef may not be set when gateway.auth.mode is Disabled",
+    ),
 ]
 
 
@@ -331,6 +416,7 @@ def test_delete_collects_children_and_honours_retain(
                 ("service", "gone"),
                 ("configmap", "gone-config"),
                 ("secret", "gone-internal"),
+                ("secret", "gone-api-keys"),
             ]
         )
 

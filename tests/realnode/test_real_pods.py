@@ -1,18 +1,18 @@
 """What a user's cluster does, on a kubelet that runs the real images.
 
 One OllamaServer per module (a real model pull and load is the expensive part), declared
-the way a user would: one model from the in-cluster registry, an API key Secret, a
-volume per replica. The tests then check what a user would check, in order: the pull
-and readiness, ``kubectl get ollama``, the containers, a generate through the Service
-(port-forward and from a pod), the token metrics, a model added live, the Ollama
-container killed, the pod deleted, and finally the logs.
+the way a user would: one model from the in-cluster registry, auth left at its default
+(a key the operator generates), a volume per replica. The tests then check what a user
+would check, in order: the pull and readiness, ``kubectl get ollama``, the containers, a
+generate through the Service (port-forward and from a pod), the token metrics, a model
+added live, the Ollama container killed, the pod deleted, and finally the logs.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import re
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,17 +100,6 @@ def _generate(port: int, key: str | None, model: str = MODEL) -> httpx.Response:
 def served(rn_kubectl: Kubectl, release: Release) -> Iterator[Served]:
     """The server applied and watched (status and pod, every few hundred ms) until Ready."""
     ns = release.take()
-    key = "rn-key-" + secrets.token_hex(16)
-    rn_kubectl.apply(
-        {
-            "apiVersion": "v1",
-            "kind": "Secret",
-            "metadata": {"name": "api-keys"},
-            "stringData": {"keys": f"# tests\n{key}\n"},
-        },
-        "-n",
-        ns,
-    )
     rn_kubectl.apply(
         {
             "apiVersion": "ollama.operator.dev/v1alpha1",
@@ -120,7 +109,7 @@ def served(rn_kubectl: Kubectl, release: Release) -> Iterator[Served]:
                 "models": [{"name": MODEL, "insecure": True, "preload": True}],
                 "resources": {"requests": {"cpu": "100m", "memory": "512Mi"}},
                 "storage": {"size": "2Gi"},
-                "gateway": {"auth": {"apiKeysSecretRef": {"name": "api-keys", "key": "keys"}}},
+                # No gateway.auth: auth is on by default, with a key the operator generates.
             },
         },
         "-n",
@@ -142,6 +131,8 @@ def served(rn_kubectl: Kubectl, release: Release) -> Iterator[Served]:
             tail = describe[-6000:]
             pytest.fail(f"not Ready after {PULL_TIMEOUT_S}s; last samples {last}\n{tail}")
         time.sleep(0.3)
+    secret = rn_kubectl.json("-n", ns, "get", "secret", f"{NAME}-api-keys")
+    key = base64.b64decode(secret["data"]["keys"]).decode().strip()
     yield Served(namespace=ns, key=key, samples=samples)
     # Free the node's memory for what runs next; the namespace goes with the session.
     rn_kubectl("-n", ns, "delete", "ollamaserver", NAME, "--wait=false", check=False)
@@ -176,11 +167,12 @@ def test_model_pulled_from_registry_then_ready_with_readiness_gated(
 def test_kubectl_get_ollama_columns(served: Served, rn_kubectl: Kubectl) -> None:
     out = rn_kubectl("-n", served.namespace, "get", "ollama", NAME).stdout.splitlines()
     header, row = out[0].split(), out[1].split()
-    assert header[:6] == ["NAME", "READY", "REPLICAS", "MODELS", "GPU", "ENDPOINT"], header
+    assert header[:7] == ["NAME", "READY", "REPLICAS", "MODELS", "GPU", "AUTH", "ENDPOINT"], header
     values = dict(zip(header, row, strict=False))
     assert values["READY"] == "True"
     assert values["REPLICAS"] == "1/1"
     assert values["MODELS"] == "1/1"
+    assert values["AUTH"] == "APIKeys"
     assert values["ENDPOINT"] == f"http://{NAME}.{served.namespace}.svc:11434"
 
 

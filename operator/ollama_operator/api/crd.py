@@ -58,6 +58,8 @@ PRINTER_COLUMNS = [
     {"name": "Replicas", "type": "string", "jsonPath": ".status.summary.replicas"},
     {"name": "Models", "type": "string", "jsonPath": ".status.summary.models"},
     {"name": "GPU", "type": "string", "jsonPath": ".status.summary.gpu"},
+    # Defaulted by the schema, so every object shows it: an open gateway is never hidden.
+    {"name": "Auth", "type": "string", "jsonPath": ".spec.gateway.auth.mode"},
     {"name": "Endpoint", "type": "string", "jsonPath": ".status.endpoint"},
     {
         "name": "Reason",

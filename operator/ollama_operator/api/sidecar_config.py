@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .spec import CACHE_MAX_BYTES, CACHE_MIN_BYTES, GatewaySpec, ModelSpec
 from .types import ApiModel, Duration, Port
@@ -90,7 +90,9 @@ class SidecarConfig(ApiModel):
     models: list[ModelSpec] = Field(default_factory=list)
     models_prune: bool = False
     api_keys_file: str | None = Field(
-        None, description="File with one API key per line; absent: auth is off."
+        None,
+        description="File with one API key per line; absent only with gateway.auth.mode "
+        "Disabled (auth off).",
     )
     internal_token_file: str | None = Field(
         None, description="File with the token the controller presents to /status."
@@ -102,6 +104,17 @@ class SidecarConfig(ApiModel):
     cache: CachePolicy | None = Field(
         None, description="Cache partitioning and byte bound; absent: per key, 64 MiB."
     )
+
+    @model_validator(mode="after")
+    def _auth_off_by_name_only(self) -> SidecarConfig:
+        # A config that merely forgets the keys file must not open the gateway: auth off
+        # is said by name, as in the spec, or the sidecar refuses to start.
+        if self.api_keys_file is None and self.gateway.auth.mode != "Disabled":
+            raise ValueError(
+                "apiKeysFile is required unless gateway.auth.mode is Disabled "
+                "(auth is on by default)"
+            )
+        return self
 
     def to_yaml(self) -> str:
         """Canonical YAML (camelCase keys, defaults included) for the ConfigMap."""

@@ -206,10 +206,40 @@ class SecretKeyRef(ApiModel):
     key: str = Field("keys", min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
 
 
-class AuthSpec(ApiModel):
-    """API keys: one per line in the referenced Secret key. No Secret: auth is off."""
+#: The key of the generated API key Secret (``<name>-api-keys``) that holds the keys.
+GENERATED_KEYS_KEY = "keys"
 
-    api_keys_secret_ref: SecretKeyRef | None = None
+_AUTH_DISABLED_MESSAGE = (
+    "gateway.auth.apiKeysSecretRef may not be set when gateway.auth.mode is Disabled"
+)
+
+
+class AuthSpec(
+    ApiModel,
+    json_schema_extra=_rules(
+        ("!(self.mode == 'Disabled' && has(self.apiKeysSecretRef))", _AUTH_DISABLED_MESSAGE),
+    ),
+):
+    """Who may use the gateway: API keys, unless mode says Disabled."""
+
+    # APIKeys (the default) with no apiKeysSecretRef: the controller generates a random key
+    # once into the Secret <name>-api-keys (key "keys"), owned by the server and never
+    # rotated by a reconcile. With apiKeysSecretRef: one key per line in that Secret key.
+    # Disabled: anyone who reaches the Service may use it; `kubectl get ollama` shows it
+    # and the controller posts a Warning Event.
+
+    mode: Literal["APIKeys", "Disabled"] = Field(
+        "APIKeys", description="APIKeys (default): a key is required; Disabled: no auth."
+    )
+    api_keys_secret_ref: SecretKeyRef | None = Field(
+        None, description="Your own keys; unset: the operator generates <name>-api-keys."
+    )
+
+    @model_validator(mode="after")
+    def _disabled_has_no_keys(self) -> AuthSpec:
+        if self.mode == "Disabled" and self.api_keys_secret_ref is not None:
+            raise ValueError(_AUTH_DISABLED_MESSAGE)
+        return self
 
 
 class RateLimitSpec(ApiModel):

@@ -30,7 +30,14 @@ from ..api.sidecar_config import (
     CachePolicy,
     SidecarConfig,
 )
-from ..api.spec import DEFAULT_IMAGE, NetworkPolicyPeer, OllamaServerSpec, OllamaSettings
+from ..api.spec import (
+    DEFAULT_IMAGE,
+    GENERATED_KEYS_KEY,
+    NetworkPolicyPeer,
+    OllamaServerSpec,
+    OllamaSettings,
+    SecretKeyRef,
+)
 from .naming import Owner, common_labels, selector_labels
 
 Manifest = dict[str, Any]
@@ -173,17 +180,32 @@ def _ollama_container(spec: OllamaServerSpec) -> Manifest:
     return container
 
 
+def keys_ref(owner: Owner, spec: OllamaServerSpec) -> SecretKeyRef | None:
+    """The Secret key the gateway reads its API keys from; None only when auth is Disabled.
+
+    Auth is on by default: without a ``apiKeysSecretRef`` the keys come from the Secret
+    the controller generates once (``<name>-api-keys``), so a server nobody configured
+    is never open.
+    """
+    auth = spec.gateway.auth
+    if auth.mode == "Disabled":
+        return None
+    if auth.api_keys_secret_ref is not None:
+        return auth.api_keys_secret_ref
+    return SecretKeyRef(name=owner.api_keys_secret, key=GENERATED_KEYS_KEY)
+
+
 def _probe(path: str, **timing: int) -> Manifest:
     return {"httpGet": {"path": path, "port": "admin"}, **timing}
 
 
-def _sidecar_container(spec: OllamaServerSpec, ctx: BuildContext) -> Manifest:
+def _sidecar_container(owner: Owner, spec: OllamaServerSpec, ctx: BuildContext) -> Manifest:
     mounts: list[Manifest] = [
         {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
         {"name": "internal-token", "mountPath": TOKEN_DIR, "readOnly": True},
         {"name": "tmp", "mountPath": "/tmp", "subPath": "sidecar"},  # noqa: S108
     ]
-    if spec.gateway.auth.api_keys_secret_ref is not None:
+    if keys_ref(owner, spec) is not None:
         mounts.append({"name": "api-keys", "mountPath": KEYS_DIR, "readOnly": True})
     resources = _dump(spec.gateway.resources)
     resources = {k: v for k, v in resources.items() if v} or DEFAULT_SIDECAR_RESOURCES
@@ -212,7 +234,7 @@ def _volumes(owner: Owner, spec: OllamaServerSpec) -> list[Manifest]:
         {"name": "internal-token", "secret": {"secretName": owner.internal_secret}},
         {"name": "tmp", "emptyDir": {}},
     ]
-    ref = spec.gateway.auth.api_keys_secret_ref
+    ref = keys_ref(owner, spec)
     if ref is not None:
         volumes.append(
             {
@@ -266,7 +288,7 @@ def pod_template(owner: Owner, spec: OllamaServerSpec, ctx: BuildContext) -> Man
             "fsGroupChangePolicy": "OnRootMismatch",
             "seccompProfile": {"type": "RuntimeDefault"},
         },
-        "containers": [_ollama_container(spec), _sidecar_container(spec, ctx)],
+        "containers": [_ollama_container(spec), _sidecar_container(owner, spec, ctx)],
         "volumes": _volumes(owner, spec),
     }
     optional: dict[str, Any] = {
@@ -366,7 +388,7 @@ def cache_policy(spec: OllamaServerSpec) -> CachePolicy | None:
 
 def sidecar_config(owner: Owner, spec: OllamaServerSpec) -> SidecarConfig:
     """What the sidecar needs to know, as the typed config model."""
-    auth = spec.gateway.auth.api_keys_secret_ref
+    auth = keys_ref(owner, spec)
     # shared and maxBytes travel in the top-level ``cache`` block only (where the sidecar
     # reads them), not a second time under ``gateway.cache``.
     cache = spec.gateway.cache.model_copy(update={"shared": None, "max_bytes": None})
@@ -400,6 +422,22 @@ def build_internal_secret(owner: Owner, token: str) -> Manifest:
         "metadata": _meta(owner, owner.internal_secret),
         "type": "Opaque",
         "data": {TOKEN_KEY: base64.b64encode(token.encode()).decode()},
+    }
+
+
+def build_api_keys_secret(owner: Owner, key: str) -> Manifest:
+    """The API key Secret generated for a server whose spec names none (auth by default).
+
+    One key, one line, in the same format as a user's keys Secret: more keys may be added
+    a line each and the sidecars pick them up. The caller generates the key once; the
+    controller never rewrites this Secret, so editing it is safe.
+    """
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": _meta(owner, owner.api_keys_secret),
+        "type": "Opaque",
+        "data": {GENERATED_KEYS_KEY: base64.b64encode(f"{key}\n".encode()).decode()},
     }
 
 

@@ -15,16 +15,18 @@ stand-in.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
+from ..api.report import ModelReport, PodReport
 from ..api.spec import OllamaServerSpec
+from ..api.status import ModelPhase, Verdict, condition
 from .diff import quantity_value
 
 #: Phases from least to most advanced; the fleet is as far as its slowest replica.
-_ORDER = {"Failed": 0, "Pending": 1, "Pulling": 2, "Creating": 3, "Ready": 4}
-IN_PROGRESS = frozenset({"Pending", "Pulling", "Creating"})
+_ORDER: dict[ModelPhase, int] = {"Failed": 0, "Pending": 1, "Pulling": 2, "Creating": 3, "Ready": 4}
+IN_PROGRESS: frozenset[ModelPhase] = frozenset({"Pending", "Pulling", "Creating"})
 
 #: Memory rule for CPU inference: the weights are read into RAM, plus room for the
 #: KV cache, the compute graph and Ollama itself.
@@ -41,60 +43,13 @@ class Event:
     message: str
 
 
-#: The fields of one model in a sidecar's /status and the JSON types each may have
-#: (any of them may also be null or absent; ``name`` is required).
-_REPORT_FIELDS: dict[str, tuple[type, ...]] = {
-    "name": (str,),
-    "phase": (str,),
-    "progress": (int, float),
-    "completedBytes": (int, float),
-    "totalBytes": (int, float),
-    "digest": (str,),
-    "size": (int, float),
-    "loaded": (bool,),
-    "message": (str,),
-    "lastTransitionTime": (str,),
-}
-
-
-def report_problem(report: object) -> str | None:
-    """Why a sidecar's /status document cannot be used, or None when it can.
-
-    Everything downstream (aggregation, the status write) trusts the shape checked
-    here, so one malformed answer is one failed poll, never a crash.
-    """
-    if not isinstance(report, dict):
-        return f"the document is a {type(report).__name__}, not an object"
-    models = report.get("models")
-    if models is None:
-        return None
-    if not isinstance(models, list):
-        return f"models is a {type(models).__name__}, not a list"
-    for i, model in enumerate(models):
-        if not isinstance(model, dict):
-            return f"models[{i}] is a {type(model).__name__}, not an object"
-        if not isinstance(model.get("name"), str):
-            return f"models[{i}].name is missing or not a string"
-        for key, types in _REPORT_FIELDS.items():
-            value = model.get(key)
-            numeric = types != (bool,) and isinstance(value, bool)
-            if value is not None and (numeric or not isinstance(value, types)):
-                return f"models[{i}].{key} is a {type(value).__name__}"
-    return None
-
-
-def _entries(reports: Mapping[str, Mapping[str, Any]], name: str) -> list[Mapping[str, Any]]:
-    found = []
-    for report in reports.values():
-        for model in report.get("models") or []:
-            if model.get("name") == name:
-                found.append(model)
-    return found
+def _entries(reports: Mapping[str, PodReport], name: str) -> list[ModelReport]:
+    return [model for report in reports.values() for model in report.models if model.name == name]
 
 
 def aggregate_models(
     spec: OllamaServerSpec,
-    reports: Mapping[str, Mapping[str, Any]],
+    reports: Mapping[str, PodReport],
     old: Sequence[Mapping[str, Any]],
     *,
     now: str,
@@ -104,30 +59,38 @@ def aggregate_models(
     result: list[dict[str, Any]] = []
     for declared in spec.models:
         entries = _entries(reports, declared.name)
-        ready = [e for e in entries if e.get("phase") == "Ready"]
+        ready = [e for e in entries if e.phase == "Ready"]
+        slowest: ModelReport | None
         if entries and len(ready) == len(reports):
-            phase = "Ready"
-            slowest: Mapping[str, Any] = ready[0]
+            phase: ModelPhase = "Ready"
+            slowest = ready[0]
         elif entries:
-            slowest = min(entries, key=lambda e: _ORDER.get(str(e.get("phase")), 1))
-            phase = str(slowest.get("phase") or "Pending")
+            slowest = min(entries, key=lambda e: _ORDER[e.phase])
+            phase = slowest.phase
         else:
-            slowest, phase = {}, "Pending"
+            slowest, phase = None, "Pending"
         entry: dict[str, Any] = {"name": declared.name, "phase": phase, "readyReplicas": len(ready)}
-        for key in ("progress", "completedBytes", "totalBytes"):
-            if phase in ("Pulling", "Pending") and slowest.get(key) is not None:
-                entry[key] = slowest[key]
+        if slowest is not None and phase in ("Pulling", "Pending"):
+            for key, value in (
+                ("progress", slowest.progress),
+                ("completedBytes", slowest.completed_bytes),
+                ("totalBytes", slowest.total_bytes),
+            ):
+                if value is not None:
+                    entry[key] = value
         if phase == "Ready":
             entry["progress"] = 100
         source = ready[0] if ready else slowest
-        for key in ("digest", "size"):
-            if source.get(key) is not None:
-                entry[key] = source[key]
-        loaded = [e.get("loaded") for e in entries if e.get("loaded") is not None]
+        if source is not None:
+            if source.digest is not None:
+                entry["digest"] = source.digest
+            if source.size is not None:
+                entry["size"] = source.size
+        loaded = [e.loaded for e in entries if e.loaded is not None]
         if loaded:
             entry["loaded"] = any(loaded)
-        if slowest.get("message"):
-            entry["message"] = str(slowest["message"])[:1024]
+        if slowest is not None and slowest.message:
+            entry["message"] = slowest.message[:1024]
         prior = previous.get(declared.name) or {}
         entry["lastTransitionTime"] = (
             prior.get("lastTransitionTime", now) if prior.get("phase") == phase else now
@@ -138,7 +101,7 @@ def aggregate_models(
 
 def models_ready_condition(
     spec: OllamaServerSpec, models: Sequence[Mapping[str, Any]]
-) -> tuple[dict[str, str], int]:
+) -> tuple[Verdict, int]:
     """ModelsReady from aggregated model status; returns it and the number of Ready models."""
     ready_count = sum(1 for m in models if m["phase"] == "Ready")
     if not spec.models:
@@ -164,57 +127,41 @@ def _describe(model: Mapping[str, Any]) -> str:
     return text
 
 
-def _cond(status: str, reason: str, message: str) -> dict[str, str]:
-    return {"type": "ModelsReady", "status": status, "reason": reason, "message": message}
+def _cond(status: Literal["True", "False"], reason: str, message: str) -> Verdict:
+    return condition("ModelsReady", status, reason, message)
 
 
-def memory_condition(spec: OllamaServerSpec, models: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+def memory_condition(spec: OllamaServerSpec, models: Sequence[Mapping[str, Any]]) -> Verdict:
     """MemoryFits: False when the memory limit is below what the largest known model needs.
 
     Rule (CPU only; with GPUs the weights live in GPU memory): needed =
     size on disk x 1.2 + 1 GiB. Unknown until a size is known or without a limit.
     """
-    base = {"type": "MemoryFits"}
     sizes = [int(m["size"]) for m in models if m.get("size")]
     limit = quantity_value(spec.resources.limits.get("memory"))
     if spec.gpu is not None:
-        return {
-            **base,
-            "status": "True",
-            "reason": "GPU",
-            "message": "weights load into GPU memory",
-        }
+        return condition("MemoryFits", "True", "GPU", "weights load into GPU memory")
     if limit is None:
-        return {
-            **base,
-            "status": "Unknown",
-            "reason": "NoMemoryLimit",
-            "message": "no memory limit set",
-        }
+        return condition("MemoryFits", "Unknown", "NoMemoryLimit", "no memory limit set")
     if not sizes:
-        return {
-            **base,
-            "status": "Unknown",
-            "reason": "SizesUnknown",
-            "message": "no model size known yet",
-        }
+        return condition("MemoryFits", "Unknown", "SizesUnknown", "no model size known yet")
     largest = max(sizes)
     needed = int(largest * MEMORY_FACTOR) + MEMORY_OVERHEAD
     name = next(m["name"] for m in models if m.get("size") == largest)
     if limit < needed:
-        return {
-            **base,
-            "status": "False",
-            "reason": "MemoryLimitTooLow",
-            "message": f"{name} is {_gib(largest)} on disk and needs about {_gib(needed)}; "
+        return condition(
+            "MemoryFits",
+            "False",
+            "MemoryLimitTooLow",
+            f"{name} is {_gib(largest)} on disk and needs about {_gib(needed)}; "
             f"resources.limits.memory is {_gib(int(limit))}",
-        }
-    return {
-        **base,
-        "status": "True",
-        "reason": "Fits",
-        "message": f"largest model {name} needs about {_gib(needed)} of {_gib(int(limit))}",
-    }
+        )
+    return condition(
+        "MemoryFits",
+        "True",
+        "Fits",
+        f"largest model {name} needs about {_gib(needed)} of {_gib(int(limit))}",
+    )
 
 
 def _gib(n: int) -> str:
@@ -248,6 +195,6 @@ def transitions(old: Sequence[Mapping[str, Any]], new: Sequence[Mapping[str, Any
     return events
 
 
-def in_progress(models: Sequence[Mapping[str, Any]]) -> bool:
+def in_progress(phases: Iterable[str | None]) -> bool:
     """Whether anything is still moving (the poller polls fast then)."""
-    return any(m.get("phase") in IN_PROGRESS for m in models)
+    return any(phase in IN_PROGRESS for phase in phases)

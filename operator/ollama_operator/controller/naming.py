@@ -60,6 +60,11 @@ class Owner:
         return f"{self.name}-internal"
 
     @property
+    def api_keys_secret(self) -> str:
+        """The API key Secret the operator generates when the spec names none."""
+        return f"{self.name}-api-keys"
+
+    @property
     def pdb(self) -> str:
         return self.name
 

@@ -20,19 +20,21 @@ import logging
 import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
 
 import aiohttp
+from pydantic import ValidationError
 
+from ..api.report import PodReport
 from ..api.sidecar_config import ADMIN_PORT
-from .models import in_progress, report_problem
+from ..api.validation import describe
+from .models import in_progress
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]
 #: pod name → pod IP, for the running pods of one server.
 Targets = dict[str, str]
-Report = dict[str, Any]
+Report = PodReport
 
 
 class StatusPoller:
@@ -148,7 +150,7 @@ class StatusPoller:
             # A new pod's sidecar may not listen yet: keep asking quickly for a while.
             slow_start = self._misses[key] >= self.PATIENCE
             interval = self.unreachable if slow_start else self.fast
-        elif any(in_progress(r.get("models") or []) for r in reports.values()):
+        elif any(in_progress(m.phase for m in r.models) for r in reports.values()):
             interval = self.fast
         else:
             interval = self.slow
@@ -161,17 +163,20 @@ class StatusPoller:
                 log.exception("reconcile after a model report of %s/%s failed", *key)
 
     def _usable(self, key: Key, pod: str, answer: object) -> Report | None:
-        """The answer as a report, or None when there was none or it is malformed."""
+        """The answer as a typed report, or None when there was none or it does not
+        validate (a failed poll, logged once until the pod answers well again)."""
         if answer is None:
             return None
-        problem = report_problem(answer)
-        if problem is None and isinstance(answer, dict):
-            self._malformed.discard((key, pod))
-            return answer
-        if (key, pod) not in self._malformed:
-            self._malformed.add((key, pod))
-            log.warning("pod %s/%s sent a malformed /status: %s", key[0], pod, problem)
-        return None
+        try:
+            report = PodReport.model_validate(answer)
+        except ValidationError as exc:
+            if (key, pod) not in self._malformed:
+                self._malformed.add((key, pod))
+                problem = "; ".join(describe(exc, prefix=""))[:500]
+                log.warning("pod %s/%s sent a malformed /status: %s", key[0], pod, problem)
+            return None
+        self._malformed.discard((key, pod))
+        return report
 
     async def _fetch(self, ip: str, token: str | None) -> object:
         if self._session is None:

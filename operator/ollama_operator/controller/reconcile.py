@@ -1,15 +1,15 @@
 """One level-based reconcile of an OllamaServer (I/O around pure functions).
 
 Given the object and what the watch caches hold about its children, it
-(1) makes sure the internal token Secret exists, created once and never
-rotated here; (2) builds every child with :mod:`.builders` and server-side
-applies only those whose desired manifest changed or whose managed fields
-drifted (:mod:`.diff`), so edits (removals too) reach the children, drift is
-repaired and a steady cluster causes no writes; (3) deletes children that
-should no longer exist (the PDB below 2 replicas, the NetworkPolicy once
-disabled); (4) computes the status
-(:mod:`.status`) and patches it only when it changed; (5) posts the Events
-it decided on, after releasing the server's lock.
+(1) makes sure the internal token Secret and (auth being on by default) the
+generated API key Secret exist, each created once and never rotated here;
+(2) builds every child with :mod:`.builders` and server-side applies only
+those whose desired manifest changed or whose managed fields drifted
+(:mod:`.diff`), so edits (removals too) reach the children, drift is repaired
+and a steady cluster causes no writes; (3) deletes children that should no
+longer exist (the PDB below 2 replicas, the NetworkPolicy once disabled);
+(4) computes the status (:mod:`.status`) and patches it only when it changed;
+(5) posts the Events it decided on, after releasing the server's lock.
 It does not care what triggered it, so any event, a restart or the periodic
 resync converge to the same result; it reads its inputs only once it holds
 the server's lock, so the newest spec always wins.
@@ -30,11 +30,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from ..api.report import PodReport
 from ..api.sidecar_config import TOKEN_KEY
 from ..api.spec import API_GROUP, API_VERSION, KIND, OllamaServerSpec
+from ..api.status import ConditionStatus, OllamaServerStatus, condition, stamp
 from ..api.validation import describe
 from . import metrics
-from .builders import BuildContext, build_children, build_internal_secret
+from .builders import (
+    BuildContext,
+    build_api_keys_secret,
+    build_children,
+    build_internal_secret,
+    keys_ref,
+)
 from .diff import needs_apply, stamped
 from .kube import ApiError, Kube
 from .models import Event, transitions
@@ -42,6 +50,13 @@ from .naming import Owner
 from .status import Observed, compute_status, status_changed
 
 log = logging.getLogger(__name__)
+
+#: Posted when a generation of a server turns the gateway's auth off.
+AUTH_DISABLED = Event(
+    "Warning",
+    "AuthDisabled",
+    "gateway.auth.mode is Disabled: anyone who can reach the Service can use this Ollama",
+)
 
 #: How long a verified internal Secret is trusted before it is looked up again.
 SECRET_RECHECK_SECONDS = 600.0
@@ -65,7 +80,7 @@ class ClusterView:
     networkpolicy: Mapping[str, Any] | None = None
     pods: Sequence[Mapping[str, Any]] = ()
     #: pod name → the pod's sidecar /status report (empty: none answered yet).
-    reports: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    reports: Mapping[str, PodReport] = field(default_factory=dict)
 
     def live(self, kind: str, name: str) -> Mapping[str, Any] | None:
         """The live child of that kind and name, if cached."""
@@ -86,12 +101,27 @@ def _version(obj: Mapping[str, Any] | None) -> str | None:
     return None if obj is None else str((obj.get("metadata") or {}).get("resourceVersion", ""))
 
 
-def _decode_token(secret: Mapping[str, Any]) -> str:
-    raw = (secret.get("data") or {}).get(TOKEN_KEY, "")
+def _decode(secret: Mapping[str, Any], key: str) -> str:
+    raw = (secret.get("data") or {}).get(key, "")
     try:
         return base64.b64decode(raw).decode()
     except (ValueError, UnicodeDecodeError):
         return ""
+
+
+def _seen_key(owner: Owner, secret: str) -> tuple[str, str, str, str]:
+    """Which Secret of which incarnation of a server (a recreated one has a new uid)."""
+    return (owner.namespace, owner.name, owner.uid, secret)
+
+
+def new_token() -> str:
+    """A fresh internal token (what the controller shows the sidecars' /status)."""
+    return secrets.token_urlsafe(32)
+
+
+def new_api_key() -> str:
+    """A fresh API key for a server whose spec names no keys (256 bits, recognisable)."""
+    return f"oo_{secrets.token_urlsafe(32)}"
 
 
 def owner_of(body: Mapping[str, Any]) -> Owner:
@@ -130,7 +160,7 @@ class Reconciler:
         self._locks: dict[Key, asyncio.Lock] = {}
         #: Servers with a reconcile queued on their lock (it reads the state once it runs).
         self._waiting: set[Key] = set()
-        self._secret_seen: dict[tuple[str, str, str], float] = {}
+        self._secret_seen: dict[tuple[str, str, str, str], float] = {}
         self._last_error: dict[Key, str] = {}
         self._tokens: dict[Key, str] = {}
         #: Per server: (resourceVersion the last status write was computed from, the status
@@ -233,8 +263,8 @@ class Reconciler:
                 owner, version, old_status, invalid_status(owner, exc, old_status, now_rfc3339())
             )
             return
-        await self._ensure_secret(owner)
-        apply_error = await self._apply_children(owner, spec, view, events)
+        secret_error = await self._ensure_secrets(owner, spec)
+        apply_error = await self._apply_children(owner, spec, view, events, secret_error)
         status = compute_status(
             owner,
             spec,
@@ -247,6 +277,10 @@ class Reconciler:
         if await self._write_status(owner, version, old_status, status):
             # Derived from the stored status, so a restart never repeats an Event.
             events.extend(transitions(old_status.get("models") or [], status.get("models") or []))
+            if spec.gateway.auth.mode == "Disabled" and old_status.get(
+                "observedGeneration"
+            ) != status.get("observedGeneration"):
+                events.append(AUTH_DISABLED)  # once per generation that keeps auth off
 
     async def _write_status(
         self, owner: Owner, version: str, old_status: Mapping[str, Any], status: dict[str, Any]
@@ -261,33 +295,66 @@ class Reconciler:
         metrics.STATUS_WRITES.inc()
         return True
 
-    async def _ensure_secret(self, owner: Owner) -> None:
-        key = (owner.namespace, owner.name, owner.uid)
-        seen = self._secret_seen.get(key)
+    async def _ensure_secrets(self, owner: Owner, spec: OllamaServerSpec) -> str | None:
+        """The internal token Secret and, when auth uses it, the generated API key Secret:
+        each created once, never rotated. A problem the user must fix, as a message."""
+        token_secret = await self._ensure_secret(
+            owner, owner.internal_secret, lambda: build_internal_secret(owner, new_token())
+        )
+        if token_secret is not None:
+            self._tokens[(owner.namespace, owner.name)] = _decode(token_secret, TOKEN_KEY)
+        ref = keys_ref(owner, spec)
+        if ref is None or ref.name != owner.api_keys_secret:
+            return None
+        keys_secret = await self._ensure_secret(
+            owner, owner.api_keys_secret, lambda: build_api_keys_secret(owner, new_api_key())
+        )
+        if keys_secret is not None and ref.key not in (keys_secret.get("data") or {}):
+            # Not ours to rewrite (never rotated, maybe a user's): say what blocks the pods.
+            self._secret_seen.pop(_seen_key(owner, owner.api_keys_secret), None)
+            return (
+                f"Secret {owner.api_keys_secret} has no key {ref.key!r}: add the API keys there,"
+                " one per line, or delete the Secret to have a new key generated"
+            )
+        return None
+
+    async def _ensure_secret(
+        self, owner: Owner, name: str, build: Callable[[], dict[str, Any]]
+    ) -> Mapping[str, Any] | None:
+        """The Secret ``name``, created from ``build()`` when absent; never rewritten.
+
+        None when it was verified less than :data:`SECRET_RECHECK_SECONDS` ago (no
+        lookup then). A create that loses a race reads the winner's Secret."""
+        seen_key = _seen_key(owner, name)
+        seen = self._secret_seen.get(seen_key)
         if seen is not None and time.monotonic() - seen < SECRET_RECHECK_SECONDS:
-            return
-        existing = await self.kube.get("v1", "Secret", owner.namespace, owner.internal_secret)
+            return None
+        existing = await self.kube.get("v1", "Secret", owner.namespace, name)
         if existing is None:
-            token = secrets.token_urlsafe(32)
+            created = build()
             try:
-                await self.kube.create(build_internal_secret(owner, token))
+                await self.kube.create(created)
                 metrics.APPLIES.labels("Secret").inc()
+                log.info("created Secret %s/%s", owner.namespace, name)
+                existing = created
             except ApiError as exc:
                 if exc.status != 409:
                     raise
-                # Created meanwhile (another reconcile, a restart): read the winner's token.
-                existing = await self.kube.get(
-                    "v1", "Secret", owner.namespace, owner.internal_secret
-                )
-        if existing is not None:
-            token = _decode_token(existing)
-        self._tokens[(owner.namespace, owner.name)] = token
-        self._secret_seen[key] = time.monotonic()
+                existing = await self.kube.get("v1", "Secret", owner.namespace, name)
+        if existing is None:
+            return None
+        self._secret_seen[seen_key] = time.monotonic()
+        return existing
 
     async def _apply_children(
-        self, owner: Owner, spec: OllamaServerSpec, view: ClusterView, events: list[Event]
+        self,
+        owner: Owner,
+        spec: OllamaServerSpec,
+        view: ClusterView,
+        events: list[Event],
+        secret_error: str | None = None,
     ) -> str | None:
-        errors: list[str] = []
+        errors: list[str] = [secret_error] if secret_error else []
         applied = self._applied.setdefault((owner.namespace, owner.name), {})
         for child in map(stamped, build_children(owner, spec, self.ctx)):
             kind, name = child["kind"], child["metadata"]["name"]
@@ -334,6 +401,12 @@ class Reconciler:
         return Event("Warning", "ApplyFailed", message)
 
 
+_INVALID_SPEC_STATES: tuple[tuple[str, ConditionStatus], ...] = (
+    ("Ready", "False"),
+    ("Degraded", "True"),
+)
+
+
 def invalid_status(
     owner: Owner, exc: ValidationError, old_status: Mapping[str, Any], now: str
 ) -> dict[str, Any]:
@@ -342,18 +415,15 @@ def invalid_status(
     keeps its ``lastTransitionTime`` unless its status flips."""
     message = "; ".join(describe(exc))[:2048]
     old = {c.get("type"): c for c in old_status.get("conditions") or []}
-    conditions = []
-    for type_, state in (("Ready", "False"), ("Degraded", "True")):
-        prior = old.get(type_) or {}
-        stamp = prior.get("lastTransitionTime", now) if prior.get("status") == state else now
-        conditions.append(
-            {
-                "type": type_,
-                "status": state,
-                "reason": "InvalidSpec",
-                "message": message,
-                "lastTransitionTime": stamp,
-                "observedGeneration": owner.generation,
-            }
+    conditions = [
+        stamp(
+            condition(type_, state, "InvalidSpec", message),
+            old.get(type_),
+            now=now,
+            generation=owner.generation,
         )
-    return {"observedGeneration": owner.generation, "conditions": conditions}
+        for type_, state in _INVALID_SPEC_STATES
+    ]
+    return OllamaServerStatus.model_validate(
+        {"observedGeneration": owner.generation, "conditions": conditions}
+    ).to_json()

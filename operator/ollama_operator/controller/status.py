@@ -14,7 +14,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..api.report import PodReport
 from ..api.spec import OllamaServerSpec
+from ..api.status import OllamaServerStatus, Verdict, condition, stamp
 from .builders import gpu_resource
 from .models import aggregate_models, memory_condition, models_ready_condition
 from .naming import Owner, selector_string
@@ -42,11 +44,7 @@ class Observed:
     #: Set when applying the children failed this time (message for Degraded).
     apply_error: str | None = None
     #: pod name → that pod's sidecar /status document; empty when no pod answered.
-    reports: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-
-
-def _cond(type_: str, status: str, reason: str, message: str) -> dict[str, str]:
-    return {"type": type_, "status": status, "reason": reason, "message": message}
+    reports: Mapping[str, PodReport] = field(default_factory=dict)
 
 
 def _pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | None:
@@ -56,33 +54,29 @@ def _pod_condition(pod: Mapping[str, Any], type_: str) -> Mapping[str, Any] | No
     return None
 
 
-def scheduled_condition(
-    spec: OllamaServerSpec, pods: Sequence[Mapping[str, Any]]
-) -> dict[str, str]:
+def scheduled_condition(spec: OllamaServerSpec, pods: Sequence[Mapping[str, Any]]) -> Verdict:
     """False with the scheduler's own message as soon as any pod cannot be placed."""
     for pod in pods:
         cond = _pod_condition(pod, "PodScheduled")
         if cond is not None and cond.get("status") == "False":
             name = pod.get("metadata", {}).get("name", "?")
-            return _cond(
+            return condition(
                 "Scheduled",
                 "False",
                 str(cond.get("reason") or "Unschedulable"),
                 f"pod {name}: {cond.get('message', '')}".strip(),
             )
     if spec.replicas == 0:
-        return _cond("Scheduled", "True", "NoReplicas", "spec.replicas is 0")
+        return condition("Scheduled", "True", "NoReplicas", "spec.replicas is 0")
     if not pods:
-        return _cond("Scheduled", "Unknown", "NoPods", "no pods exist yet")
-    return _cond("Scheduled", "True", "AllPodsScheduled", f"{len(pods)} pod(s) placed on nodes")
+        return condition("Scheduled", "Unknown", "NoPods", "no pods exist yet")
+    return condition("Scheduled", "True", "AllPodsScheduled", f"{len(pods)} pod(s) placed on nodes")
 
 
-def degraded_condition(
-    pods: Iterable[Mapping[str, Any]], apply_error: str | None
-) -> dict[str, str]:
+def degraded_condition(pods: Iterable[Mapping[str, Any]], apply_error: str | None) -> Verdict:
     """True when something will not heal by waiting: an apply error, a crash loop, a bad image."""
     if apply_error:
-        return _cond("Degraded", "True", "ApplyFailed", apply_error)
+        return condition("Degraded", "True", "ApplyFailed", apply_error)
     for pod in pods:
         name = pod.get("metadata", {}).get("name", "?")
         for cs in pod.get("status", {}).get("containerStatuses", []) or []:
@@ -90,13 +84,13 @@ def degraded_condition(
             reason = waiting.get("reason")
             if reason in BAD_WAITING_REASONS:
                 message = waiting.get("message") or reason
-                return _cond(
+                return condition(
                     "Degraded",
                     "True",
                     str(reason),
                     f"pod {name} container {cs.get('name')}: {message}",
                 )
-    return _cond("Degraded", "False", "AsExpected", "")
+    return condition("Degraded", "False", "AsExpected", "")
 
 
 def _sts_numbers(sts: Mapping[str, Any] | None) -> tuple[int, int, int]:
@@ -108,31 +102,31 @@ def _sts_numbers(sts: Mapping[str, Any] | None) -> tuple[int, int, int]:
     )
 
 
-def available_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None) -> dict[str, str]:
+def available_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None) -> Verdict:
     """True while at least one replica serves."""
     if sts is None:
-        return _cond(
+        return condition(
             "Available", "False", "StatefulSetMissing", "the StatefulSet does not exist yet"
         )
     _, _, available = _sts_numbers(sts)
     if spec.replicas == 0:
-        return _cond("Available", "False", "ScaledToZero", "spec.replicas is 0")
+        return condition("Available", "False", "ScaledToZero", "spec.replicas is 0")
     if available > 0:
-        return _cond(
+        return condition(
             "Available", "True", "MinimumReplicasAvailable", f"{available}/{spec.replicas} ready"
         )
-    return _cond("Available", "False", "NoReplicasReady", f"0/{spec.replicas} replicas ready")
+    return condition("Available", "False", "NoReplicasReady", f"0/{spec.replicas} replicas ready")
 
 
-def progressing_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None) -> dict[str, str]:
+def progressing_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None) -> Verdict:
     """True while the StatefulSet is rolling out or scaling; False once it has converged."""
     if sts is None:
-        return _cond("Progressing", "True", "Creating", "creating the StatefulSet")
+        return condition("Progressing", "True", "Creating", "creating the StatefulSet")
     status = sts.get("status") or {}
     generation = (sts.get("metadata") or {}).get("generation", 0)
     ready, updated, _ = _sts_numbers(sts)
     if int(status.get("observedGeneration") or 0) < int(generation or 0):
-        return _cond(
+        return condition(
             "Progressing",
             "True",
             "Updating",
@@ -140,28 +134,26 @@ def progressing_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None)
         )
     current, update = status.get("currentRevision"), status.get("updateRevision")
     if current and update and current != update:
-        return _cond(
+        return condition(
             "Progressing", "True", "RollingUpdate", f"{updated}/{spec.replicas} replicas updated"
         )
     if ready != spec.replicas or int(status.get("replicas") or 0) != spec.replicas:
-        return _cond(
+        return condition(
             "Progressing", "True", "PodsStarting", f"{ready}/{spec.replicas} replicas ready"
         )
-    return _cond("Progressing", "False", "Converged", "all replicas are updated and ready")
+    return condition("Progressing", "False", "Converged", "all replicas are updated and ready")
 
 
-def models_condition(
-    spec: OllamaServerSpec, sts: Mapping[str, Any] | None
-) -> tuple[dict[str, str], int]:
+def models_condition(spec: OllamaServerSpec, sts: Mapping[str, Any] | None) -> tuple[Verdict, int]:
     """ModelsReady, from pod readiness: a pod is Ready only when its sidecar's /readyz says
     every required model is present. Returns the condition and the count of ready models."""
     required = [m for m in spec.models if m.required]
     ready, _, _ = _sts_numbers(sts)
     if not spec.models:
-        return _cond("ModelsReady", "True", "NoModelsDeclared", "spec.models is empty"), 0
+        return condition("ModelsReady", "True", "NoModelsDeclared", "spec.models is empty"), 0
     if ready > 0:
         return (
-            _cond(
+            condition(
                 "ModelsReady",
                 "True",
                 "RequiredModelsPresent",
@@ -170,18 +162,20 @@ def models_condition(
             len(spec.models),
         )
     return (
-        _cond("ModelsReady", "False", "ModelsNotReady", "no replica reports its models ready yet"),
+        condition(
+            "ModelsReady", "False", "ModelsNotReady", "no replica reports its models ready yet"
+        ),
         0,
     )
 
 
 def ready_condition(
     spec: OllamaServerSpec,
-    conds: Mapping[str, Mapping[str, str]],
+    conds: Mapping[str, Verdict],
     ready_replicas: int,
     *,
     models_reported: bool = False,
-) -> dict[str, str]:
+) -> Verdict:
     """Ready: every desired replica ready with its models; else the first failing reason.
 
     When the sidecars reported their models, a failed model comes before Available:
@@ -199,31 +193,25 @@ def ready_condition(
     for type_, bad in checks:
         cond = conds[type_]
         if cond["status"] == bad:
-            return _cond("Ready", "False", cond["reason"], cond["message"])
+            return condition("Ready", "False", cond["reason"], cond["message"])
     if ready_replicas < spec.replicas:
         cond = conds["Progressing"]
-        return _cond("Ready", "False", cond["reason"], cond["message"])
-    return _cond(
+        return condition("Ready", "False", cond["reason"], cond["message"])
+    return condition(
         "Ready", "True", "AllReplicasReady", f"{ready_replicas}/{spec.replicas} replicas ready"
     )
 
 
 def merge_conditions(
-    new: Sequence[Mapping[str, str]],
+    new: Sequence[Verdict],
     old: Sequence[Mapping[str, Any]],
     *,
     now: str,
     generation: int,
 ) -> list[dict[str, Any]]:
-    """Stamp ``lastTransitionTime`` (kept unless status flipped) and ``observedGeneration``."""
+    """Stamp each condition against the stored one of its type (see :func:`stamp`)."""
     previous = {c.get("type"): c for c in old}
-    merged: list[dict[str, Any]] = []
-    for cond in new:
-        prior = previous.get(cond["type"])
-        changed = prior is None or prior.get("status") != cond["status"]
-        stamp = now if changed or prior is None else prior.get("lastTransitionTime", now)
-        merged.append({**cond, "lastTransitionTime": stamp, "observedGeneration": generation})
-    return merged
+    return [stamp(c, previous.get(c["type"]), now=now, generation=generation) for c in new]
 
 
 def gpu_summary(spec: OllamaServerSpec) -> str:
@@ -280,7 +268,9 @@ def compute_status(
     }
     if models:
         status["models"] = models
-    return status
+    # Through the typed model: a field the CRD schema does not have fails here, not as a
+    # silently pruned field that differs from what was written on every reconcile.
+    return OllamaServerStatus.model_validate(status).to_json()
 
 
 def _from_report(model: Mapping[str, Any]) -> bool:

@@ -19,10 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from ..api.report import ModelReport, PodReport
 from ..api.spec import ModelSpec
+from ..api.status import ModelPhase
 from ..ollama import ListedModel, ProgressEvent, keep_alive_seconds, normalize_name
 
-Phase = Literal["Pending", "Pulling", "Creating", "Ready", "Failed"]
+#: The one phase vocabulary, shared with the report and the OllamaServer status.
+Phase = ModelPhase
 ActionKind = Literal["pull", "create", "preload", "delete"]
 
 #: keep_alive sent with a preload when the model declares none: stay loaded.
@@ -351,34 +354,34 @@ def is_ready(states: Iterable[ModelState], seen: Observation | None, *, ollama_u
     )
 
 
-def model_status(state: ModelState) -> dict[str, Any]:
-    """One model's entry of ``/status``, keyed like ``ModelStatus`` (camelCase)."""
-    return {
-        "name": state.spec.name,
-        "phase": state.phase,
-        "progress": (
+def model_status(state: ModelState) -> ModelReport:
+    """One model's entry of ``/status`` (the report the controller folds into its status)."""
+    return ModelReport(
+        name=state.spec.name,
+        phase=state.phase,
+        progress=(
             state.progress if state.progress is not None else percent(state.completed, state.total)
         ),
-        "completedBytes": state.completed,
-        "totalBytes": state.total,
-        "digest": state.digest,
-        "size": state.size,
-        "loaded": state.loaded,
-        "message": state.message,
-        "lastTransitionTime": rfc3339(state.since),
-    }
+        completed_bytes=state.completed,
+        total_bytes=state.total,
+        digest=state.digest,
+        size=state.size,
+        loaded=state.loaded,
+        message=state.message,
+        last_transition_time=rfc3339(state.since),
+    )
 
 
 def status_document(
     states: Iterable[ModelState], *, ollama_up: bool, version: str | None, ready: bool
 ) -> dict[str, Any]:
-    """The whole ``/status`` document."""
-    return {
-        "ollamaUp": ollama_up,
-        "ollamaVersion": version,
-        "ready": ready,
-        "models": [model_status(s) for s in states],
-    }
+    """The whole ``/status`` document, as :class:`~ollama_operator.api.report.PodReport`."""
+    return PodReport(
+        ollama_up=ollama_up,
+        ollama_version=version,
+        ready=ready,
+        models=[model_status(s) for s in states],
+    ).to_json()
 
 
 def rfc3339(moment: datetime) -> str:

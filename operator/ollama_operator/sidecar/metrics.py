@@ -18,12 +18,16 @@ route table, models are those the gateway let through (declared or present).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .usage import Usage
+
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 
 PREFIX = "ollama_gateway"
 
@@ -219,32 +223,32 @@ class GatewayMetrics:
     def request(self, route: str, model: str, code: int, seconds: float) -> None:
         """One answered request."""
         key = (route, model, code)
-        counter = self._requests.get(key)
-        if counter is None:
-            counter = self._requests[key] = self.requests.labels(route, model, str(code))
+        counter = self._requests.get(key) or _cache(
+            self._requests, key, self.requests.labels(route, model, str(code))
+        )
         counter.inc()
-        histogram = self._durations.get(route)
-        if histogram is None:
-            histogram = self._durations[route] = self.duration.labels(route)
+        histogram = self._durations.get(route) or _cache(
+            self._durations, route, self.duration.labels(route)
+        )
         histogram.observe(seconds)
 
     def stream_timers(self, model: str) -> tuple[Histogram, Histogram]:
         """``(time_to_first_token, inter_token_latency)`` children for a model."""
-        children = self._per_model.get(model)
-        if children is None:
-            children = self._per_model[model] = (self.ttft.labels(model), self.itl.labels(model))
-        return children
+        return self._per_model.get(model) or _cache(
+            self._per_model, model, (self.ttft.labels(model), self.itl.labels(model))
+        )
 
     def usage(self, model: str, usage: Usage) -> None:
         """Token counts Ollama reported at the end of an answer."""
-        children = self._tokens.get(model)
-        if children is None:
-            children = self._tokens[model] = (
+        prompt, generated, speed = self._tokens.get(model) or _cache(
+            self._tokens,
+            model,
+            (
                 self.prompt_tokens.labels(model),
                 self.generated_tokens.labels(model),
                 self.tokens_per_second.labels(model),
-            )
-        prompt, generated, speed = children
+            ),
+        )
         if usage.prompt_tokens:
             prompt.inc(usage.prompt_tokens)
         if usage.generated_tokens:
@@ -255,9 +259,9 @@ class GatewayMetrics:
 
     def upstream_error(self, kind: str) -> None:
         """A failed attempt to reach Ollama."""
-        counter = self._upstream_errors.get(kind)
-        if counter is None:
-            counter = self._upstream_errors[kind] = self.upstream_errors.labels(kind)
+        counter = self._upstream_errors.get(kind) or _cache(
+            self._upstream_errors, kind, self.upstream_errors.labels(kind)
+        )
         counter.inc()
 
     # ---- the model agent (an AgentObserver) ------------------------------------------------
@@ -295,3 +299,13 @@ class GatewayMetrics:
     def exposition(self) -> bytes:
         """The text format Prometheus scrapes."""
         return generate_latest(self.registry)
+
+
+def _cache(children: dict[K, V], key: K, child: V) -> V:
+    """Remember a labelled child (``labels()`` hashes and locks on every call).
+
+    Callers write ``cache.get(key) or _cache(cache, key, metric.labels(...))``: the
+    ``or`` keeps ``labels()`` off the hot path once the child is known.
+    """
+    children[key] = child
+    return child

@@ -82,7 +82,16 @@ def test_names_subresources_and_columns() -> None:
     version = crd["spec"]["versions"][0]
     assert version["subresources"]["scale"]["labelSelectorPath"] == ".status.selector"
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns == ["Ready", "Replicas", "Models", "GPU", "Endpoint", "Reason", "Age"]
+    assert columns == [
+        "Ready",
+        "Replicas",
+        "Models",
+        "GPU",
+        "Auth",
+        "Endpoint",
+        "Reason",
+        "Age",
+    ]
 
 
 def test_cel_rules_present_for_cross_field_constraints() -> None:

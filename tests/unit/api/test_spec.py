@@ -35,6 +35,7 @@ def test_defaults_are_safe_and_complete() -> None:
     assert spec.storage.size == "20Gi"
     assert spec.storage.retain_on_delete is False
     assert spec.gateway.auth.api_keys_secret_ref is None
+    assert spec.gateway.auth.mode == "APIKeys", "auth is on unless switched off by name"
     assert spec.gateway.max_body_bytes == 10 * 1024 * 1024
     assert spec.service.port == 11434
 
@@ -128,6 +129,12 @@ INVALID: list[tuple[dict[str, Any], str, bool]] = [
     ({"gateway": {"cache": {"maxBytes": 2**30 + 1}}}, "gateway.cache.maxBytes", True),
     ({"gateway": {"cache": {"maxBytes": "64Mi"}}}, "gateway.cache.maxBytes", True),
     ({"gateway": {"cache": {"shared": "maybe"}}}, "gateway.cache.shared", True),
+    ({"gateway": {"auth": {"mode": "Off"}}}, "gateway.auth.mode", True),
+    (
+        {"gateway": {"auth": {"mode": "Disabled", "apiKeysSecretRef": {"name": "k"}}}},
+        "gateway.auth.apiKeysSecretRef may not be set",
+        False,
+    ),
     ({"service": {"port": 70000}}, "service.port", True),
     ({"service": {"type": "ExternalName"}}, "service.type", True),
     ({"podLabels": {"app.kubernetes.io/instance": "x"}}, "podLabels", False),

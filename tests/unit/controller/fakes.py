@@ -19,7 +19,8 @@ class RecordingKube(Kube):
         self.calls: list[tuple[str, str]] = []
         #: Every manifest applied, in order (deep copies, as the API server received them).
         self.applied: list[dict[str, Any]] = []
-        self.secrets: set[str] = set()
+        #: Secrets by name, as created (or put there by a test).
+        self.secrets: dict[str, dict[str, Any]] = {}
         self.fail_kind: str | None = None
         self.status: dict[str, Any] | None = None
         #: When set, apply() waits for it (a slow API server holding a reconcile).
@@ -42,14 +43,15 @@ class RecordingKube(Kube):
 
     async def create(self, manifest: dict[str, Any]) -> dict[str, Any]:
         self.calls.append(("create", manifest["kind"]))
-        self.secrets.add(manifest["metadata"]["name"])
+        self.secrets[manifest["metadata"]["name"]] = copy.deepcopy(manifest)
         return manifest
 
     async def get(
         self, api_version: str, kind: str, namespace: str, name: str
     ) -> dict[str, Any] | None:
         self.calls.append(("get", kind))
-        return {"metadata": {"name": name}} if name in self.secrets else None
+        found = self.secrets.get(name)
+        return copy.deepcopy(found) if found is not None else None
 
     async def delete(self, api_version: str, kind: str, namespace: str, name: str) -> bool:
         self.calls.append(("delete", kind))

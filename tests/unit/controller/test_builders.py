@@ -10,6 +10,7 @@ import yaml
 from ollama_operator.api import SidecarConfig
 from ollama_operator.controller.builders import (
     BuildContext,
+    build_api_keys_secret,
     build_children,
     build_configmap,
     build_internal_secret,
@@ -320,6 +321,45 @@ def test_api_keys_secret_mounted_with_fixed_path(owner: Owner, ctx: BuildContext
         "secretName": "k",
         "items": [{"key": "tokens", "path": "keys"}],
     }
+
+
+def test_auth_is_on_by_default_with_the_generated_secret(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec()
+    pod = build_statefulset(owner, spec, ctx)["spec"]["template"]["spec"]
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    assert volumes["api-keys"]["secret"] == {
+        "secretName": "demo-api-keys",
+        "items": [{"key": "keys", "path": "keys"}],
+    }
+    mounts = {
+        m["name"]: m
+        for m in containers(build_statefulset(owner, spec, ctx))["sidecar"]["volumeMounts"]
+    }
+    assert mounts["api-keys"]["mountPath"] == "/etc/ollama-operator/keys"
+    config = SidecarConfig.from_mapping(
+        yaml.safe_load(build_configmap(owner, spec)["data"]["sidecar.yaml"])
+    )
+    assert config.api_keys_file == "/etc/ollama-operator/keys/keys"
+    assert GatewaySettings.from_config(config).api_keys_file == config.api_keys_file
+
+
+def test_auth_disabled_by_name_mounts_no_keys(owner: Owner, ctx: BuildContext) -> None:
+    spec = make_spec(gateway={"auth": {"mode": "Disabled"}})
+    sts = build_statefulset(owner, spec, ctx)
+    assert "api-keys" not in {v["name"] for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert "api-keys" not in {m["name"] for m in containers(sts)["sidecar"]["volumeMounts"]}
+    config = SidecarConfig.from_mapping(
+        yaml.safe_load(build_configmap(owner, spec)["data"]["sidecar.yaml"])
+    )
+    assert config.api_keys_file is None
+    assert config.gateway.auth.mode == "Disabled"
+
+
+def test_generated_api_keys_secret_holds_one_key_line(owner: Owner) -> None:
+    secret = build_api_keys_secret(owner, "oo_k3y")
+    assert secret["metadata"]["name"] == "demo-api-keys"
+    assert secret["metadata"]["ownerReferences"] == [owner.reference]
+    assert secret["data"] == {"keys": "b29fazN5Cg=="}  # "oo_k3y\n"
 
 
 def test_internal_secret_holds_given_token(owner: Owner) -> None:

@@ -7,12 +7,13 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from ollama_operator.api.report import PodReport
 from ollama_operator.controller.poller import StatusPoller
 
 KEY = ("ml", "demo")
@@ -32,18 +33,28 @@ class FakeSidecar:
         return web.json_response(self.document)
 
 
-@pytest.fixture
-async def sidecar() -> AsyncIterator[tuple[FakeSidecar, int]]:
-    fake = FakeSidecar()
+F = TypeVar("F", bound=FakeSidecar)
+
+
+@contextlib.asynccontextmanager
+async def serving(fake: F) -> AsyncIterator[tuple[F, int]]:
+    """``fake`` answering GET /status on 127.0.0.1 (an ephemeral port)."""
     app = web.Application()
     app.router.add_get("/status", fake.status)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    port = runner.addresses[0][1]
-    yield fake, port
-    await runner.cleanup()
+    try:
+        yield fake, runner.addresses[0][1]
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def sidecar() -> AsyncIterator[tuple[FakeSidecar, int]]:
+    async with serving(FakeSidecar()) as served:
+        yield served
 
 
 async def test_reports_change_triggers_reconcile(sidecar: tuple[FakeSidecar, int]) -> None:
@@ -58,7 +69,7 @@ async def test_reports_change_triggers_reconcile(sidecar: tuple[FakeSidecar, int
             on_change, lambda key: "s3cret", fast=0, slow=0, port=port, session=session
         )
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
-        assert poller.reports(KEY) == {"demo-0": fake.document}
+        assert poller.reports(KEY) == {"demo-0": PodReport.model_validate(fake.document)}
         assert changes == [KEY]
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
         assert changes == [KEY], "an unchanged report must not reconcile again"
@@ -121,7 +132,7 @@ async def test_one_missed_answer_keeps_the_last_report(sidecar: tuple[FakeSideca
         for _ in range(StatusPoller.KEEP_AFTER_FAILURES - 1):
             poller._due[KEY] = 0
             await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
-            assert poller.reports(KEY) == {"demo-0": fake.document}
+            assert poller.reports(KEY) == {"demo-0": PodReport.model_validate(fake.document)}
         poller._due[KEY] = 0
         await poller.poll_due({KEY: {"demo-0": "127.0.0.1"}})
         assert poller.reports(KEY) == {}
@@ -141,30 +152,40 @@ def test_poke_brings_the_next_poll_forward() -> None:
 class TwoServersSidecar(FakeSidecar):
     """Answers per token: server ``bad``'s pods send a malformed report, ``good``'s a valid one."""
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.bad_document: Any = {"models": ["x"]}
+
     async def status(self, request: web.Request) -> web.Response:
         if request.headers.get("Authorization") == "Bearer bad":
-            return web.json_response({"models": ["x"]})
+            return web.json_response(self.bad_document)
         return web.json_response(self.document)
 
 
 @pytest.fixture
 async def two_servers() -> AsyncIterator[tuple[TwoServersSidecar, int]]:
-    fake = TwoServersSidecar()
-    app = web.Application()
-    app.router.add_get("/status", fake.status)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield fake, runner.addresses[0][1]
-    await runner.cleanup()
+    async with serving(TwoServersSidecar()) as served:
+        yield served
 
 
+@pytest.mark.parametrize(
+    ("document", "field"),
+    [
+        ({"models": ["x"]}, "models[0]"),
+        # A phase the status schema does not know would get every status write refused.
+        ({"models": [{"name": "a", "phase": "Downloading"}]}, "models[0].phase"),
+        ({"models": [{"name": "a", "progress": "5"}]}, "models[0].progress"),
+    ],
+)
 async def test_a_malformed_report_is_a_failed_poll_logged_once(
-    two_servers: tuple[TwoServersSidecar, int], caplog: pytest.LogCaptureFixture
+    two_servers: tuple[TwoServersSidecar, int],
+    caplog: pytest.LogCaptureFixture,
+    document: Any,
+    field: str,
 ) -> None:
-    """`{"models": ["x"]}` from one pod must not end polling for everyone."""
+    """A report that does not validate, from one pod, must not end polling for everyone."""
     fake, port = two_servers
+    fake.bad_document = document
     bad, good = ("ml", "bad"), ("ml", "good")
     changes: list[tuple[str, str]] = []
 
@@ -181,10 +202,11 @@ async def test_a_malformed_report_is_a_failed_poll_logged_once(
             await poller.poll_due(targets)
     assert poller.reports(bad) == {}
     assert poller._failures[(bad, "bad-0")] == 2
-    assert poller.reports(good) == {"good-0": fake.document}
+    assert poller.reports(good) == {"good-0": PodReport.model_validate(fake.document)}
     assert changes == [good]
     warnings = [r for r in caplog.records if "bad-0" in r.getMessage()]
     assert len(warnings) == 1, [r.getMessage() for r in caplog.records]
+    assert f"{field}:" in warnings[0].getMessage()
 
 
 async def test_the_poll_loop_survives_a_failing_pass(
@@ -213,4 +235,4 @@ async def test_the_poll_loop_survives_a_failing_pass(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    assert poller.reports(KEY) == {"demo-0": fake.document}
+    assert poller.reports(KEY) == {"demo-0": PodReport.model_validate(fake.document)}

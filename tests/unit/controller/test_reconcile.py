@@ -8,12 +8,14 @@ first visit, nothing at all when the cache already matches.
 from __future__ import annotations
 
 import asyncio
+import base64
 import copy
 from collections.abc import Mapping
 from typing import Any
 
 import pytest
 
+from ollama_operator.api.report import PodReport
 from ollama_operator.controller.reconcile import ClusterView, Reconciler
 
 from .fakes import RecordingKube
@@ -149,7 +151,8 @@ async def test_a_stale_cache_does_not_write_or_announce_twice() -> None:
     reconciler = Reconciler(kube)
     body = server(models=[{"name": "m"}])
     body["metadata"]["resourceVersion"] = "100"
-    reports = {"demo-0": {"models": [{"name": "m", "phase": "Pulling", "progress": 5}]}}
+    pulling = {"models": [{"name": "m", "phase": "Pulling", "progress": 5}]}
+    reports = {"demo-0": PodReport.model_validate(pulling)}
     view = ClusterView(pods=[{"metadata": {"name": "demo-0"}, "status": {}}], reports=reports)
     await run(reconciler, body, view)
     await run(reconciler, body, view)  # same stale body: nothing new to say
@@ -304,3 +307,65 @@ async def test_events_are_posted_without_holding_the_servers_lock() -> None:
     kube.event_gate.set()
     await asyncio.wait_for(first, timeout=5)
     assert ("event", "ApplyFailed") in kube.calls
+
+
+def _keys_of(kube: RecordingKube, name: str = "demo-api-keys") -> str:
+    return base64.b64decode(kube.secrets[name]["data"]["keys"]).decode()
+
+
+async def test_auth_by_default_generates_one_key_once_and_never_rotates_it() -> None:
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    await run(reconciler, server(), ClusterView())
+    key = _keys_of(kube)
+    assert key.startswith("oo_")
+    assert key.endswith("\n")
+    assert len(key.strip()) >= 40
+    assert kube.secrets["demo-api-keys"]["metadata"]["ownerReferences"][0]["uid"] == "u-1"
+    # A restarted operator (no memory) and a spec edit keep the key.
+    kube.calls.clear()
+    await run(Reconciler(kube), server(replicas=2), ClusterView())
+    assert _keys_of(kube) == key
+    assert ("create", "Secret") not in kube.calls
+    sts = kube.last_applied("StatefulSet")
+    volumes = {v["name"]: v for v in sts["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["api-keys"]["secret"]["secretName"] == "demo-api-keys"
+
+
+async def test_a_users_own_keys_secret_generates_nothing() -> None:
+    kube = RecordingKube()
+    await run(
+        Reconciler(kube),
+        server(gateway={"auth": {"apiKeysSecretRef": {"name": "team-keys"}}}),
+        ClusterView(),
+    )
+    assert set(kube.secrets) == {"demo-internal"}
+
+
+async def test_auth_disabled_generates_no_key_and_warns_once_per_generation() -> None:
+    kube = RecordingKube()
+    reconciler = Reconciler(kube)
+    body = server(gateway={"auth": {"mode": "Disabled"}})
+    await run(reconciler, body, ClusterView())
+    assert "demo-api-keys" not in kube.secrets
+    assert kube.calls.count(("event", "AuthDisabled")) == 1
+    body["status"] = kube.status
+    await run(reconciler, body, view_from(kube.applied))
+    await run(Reconciler(kube), body, view_from(kube.applied))  # a restart: still once
+    assert kube.calls.count(("event", "AuthDisabled")) == 1
+    edited = server(gateway={"auth": {"mode": "Disabled"}}, replicas=2)
+    edited["metadata"]["generation"] = 2
+    edited["status"] = kube.status
+    await run(reconciler, edited, view_from(kube.applied))
+    assert kube.calls.count(("event", "AuthDisabled")) == 2
+
+
+async def test_a_generated_secret_without_the_keys_key_is_reported() -> None:
+    kube = RecordingKube()
+    kube.secrets["demo-api-keys"] = {"metadata": {"name": "demo-api-keys"}, "data": {"x": "eA=="}}
+    await run(Reconciler(kube), server(), ClusterView())
+    assert kube.secrets["demo-api-keys"]["data"] == {"x": "eA=="}, "never rewritten"
+    assert kube.status is not None
+    degraded = {c["type"]: c for c in kube.status["conditions"]}["Degraded"]
+    assert degraded["status"] == "True"
+    assert "Secret demo-api-keys has no key 'keys'" in degraded["message"]

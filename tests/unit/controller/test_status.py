@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ollama_operator.api.report import PodReport
 from ollama_operator.controller.naming import Owner
 from ollama_operator.controller.status import (
     Observed,
@@ -190,8 +191,8 @@ def test_steady_state_computes_identical_status(owner: Owner) -> None:
     assert status_changed(scaled, first)
 
 
-def _report(phase: str, **extra: Any) -> dict[str, Any]:
-    return {"models": [{"name": "m", "phase": phase, **extra}]}
+def _report(phase: str, **extra: Any) -> PodReport:
+    return PodReport.model_validate({"models": [{"name": "m", "phase": phase, **extra}]})
 
 
 def test_failed_model_is_readys_reason_when_reported(owner: Owner) -> None:

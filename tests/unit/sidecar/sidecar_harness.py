@@ -78,6 +78,10 @@ class FakeAgent:
 def config(upstream: str, **fields: Any) -> SidecarConfig:
     """A sidecar config (camelCase keys as in the ConfigMap) pointing at ``upstream``."""
     doc: dict[str, Any] = {"upstream": upstream, "models": [{"name": MODEL}], **fields}
+    if doc.get("apiKeysFile") is None:
+        # Most gateway tests are about something else than auth: they say it is off, as a
+        # config must (tests of auth pass a KeyRing or an apiKeysFile).
+        doc["gateway"] = {"auth": {"mode": "Disabled"}, **(doc.get("gateway") or {})}
     return SidecarConfig.from_mapping(doc)
 
 
@@ -161,6 +165,17 @@ def make_gateway(
         metrics=GatewayMetrics(),
         present_models=None if present_set is None else (lambda: present_set),
         **kwargs,
+    )
+
+
+def breaker_gateway(upstream: str, clock: FakeClock, *, threshold: int = 1) -> Gateway:
+    """A gateway whose circuit opens after ``threshold`` failures for 30 s of ``clock``,
+    with no retries, so each failing request counts once."""
+    return make_gateway(
+        upstream,
+        clock=clock,
+        retries={"attempts": 0},
+        circuitBreaker={"failureThreshold": threshold, "openFor": "30s"},
     )
 
 

@@ -275,7 +275,7 @@ def test_not_ready_while_the_pull_that_brought_the_model_is_still_settling() -> 
 def test_status_entries_are_what_the_controller_reads() -> None:
     s = states(spec("llama3.2:1b"))["llama3.2:1b"]
     s.phase, s.completed, s.total = "Pulling", 250, 1000
-    entry = model_status(s)
+    entry = model_status(s).model_dump(mode="json", by_alias=True)
     assert entry == {
         "name": "llama3.2:1b",
         "phase": "Pulling",

@@ -16,7 +16,15 @@ import pytest
 from ollama_operator.sidecar.breaker import CircuitState
 from tests.support.ollama_emulator import OllamaEmulator
 
-from .sidecar_harness import MODEL, FakeClock, eventually, make_gateway, running, sample
+from .sidecar_harness import (
+    MODEL,
+    FakeClock,
+    breaker_gateway,
+    eventually,
+    make_gateway,
+    running,
+    sample,
+)
 
 SLOW = {"model": MODEL, "prompt": "write a novel", "stream": False}
 
@@ -25,12 +33,7 @@ async def test_a_long_generation_after_the_open_period_does_not_block_other_requ
     ollama: OllamaEmulator, client: aiohttp.ClientSession
 ) -> None:
     clock = FakeClock()
-    gateway = make_gateway(
-        ollama.url,
-        clock=clock,
-        retries={"attempts": 0},
-        circuitBreaker={"failureThreshold": 1, "openFor": "30s"},
-    )
+    gateway = breaker_gateway(ollama.url, clock)
     ollama.fail_next(1, status=503, error="server busy", path="/api/tags")
     async with running(gateway) as url:
         async with client.get(f"{url}/api/tags") as r:
@@ -55,12 +58,7 @@ async def test_a_failed_probe_opens_the_circuit_again(
     ollama: OllamaEmulator, client: aiohttp.ClientSession
 ) -> None:
     clock = FakeClock()
-    gateway = make_gateway(
-        ollama.url,
-        clock=clock,
-        retries={"attempts": 0},
-        circuitBreaker={"failureThreshold": 1, "openFor": "30s"},
-    )
+    gateway = breaker_gateway(ollama.url, clock)
     ollama.fail_next(1, status=503, error="busy", path="/api/tags")
     ollama.fail_next(1, status=503, error="busy", path="/api/version")
     async with running(gateway) as url:

@@ -16,6 +16,7 @@ from tests.support.ollama_emulator import OllamaEmulator
 from .sidecar_harness import (
     MODEL,
     FakeClock,
+    breaker_gateway,
     eventually,
     make_gateway,
     read_json,
@@ -504,12 +505,7 @@ async def test_circuit_breaker_opens_then_probes(
     ollama: OllamaEmulator, client: aiohttp.ClientSession
 ) -> None:
     clock = FakeClock()
-    gateway = make_gateway(
-        ollama.url,
-        clock=clock,
-        retries={"attempts": 0},
-        circuitBreaker={"failureThreshold": 2, "openFor": "30s"},
-    )
+    gateway = breaker_gateway(ollama.url, clock, threshold=2)
     ollama.fail_next(2, status=503, error="server busy", path="/api/tags")
     ollama.fail_next(1, status=503, error="server busy", path="/api/version")
     tags = "/api/tags"

@@ -156,7 +156,7 @@ methods = st.sampled_from(["GET", "POST", "PUT", "DELETE", "HEAD", "OPTIONS", "P
 
 
 @settings(
-    max_examples=400,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -183,7 +183,7 @@ post_routes = sorted(path for path, route in ROUTES.items() if "POST" in route.m
 
 
 @settings(
-    max_examples=400,
+    max_examples=250,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -210,7 +210,7 @@ def test_any_body_on_any_route_is_answered_below_500(
 schemas = st.sampled_from([r.schema for r in ROUTES.values() if r.schema is not None])
 
 
-@settings(max_examples=800)
+@settings(max_examples=400)
 @given(schema=schemas, body=bodies)
 def test_validation_answers_400_or_a_model_never_anything_else(
     schema: type[v.RequestBody], body: bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -138,3 +139,19 @@ async def test_keys_may_move_to_another_file_on_a_reload(pod: Pod, tmp_path: Pat
     await pod.sidecar.watcher.check()
     assert await pod.statuses() == LOCKED
     assert pod.sidecar.config.api_keys_file == str(moved)
+
+
+async def test_a_reload_that_forgets_the_keys_file_is_refused(
+    pod: Pod, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A config naming no keys file and not saying Disabled is invalid, not auth off."""
+    doc = config(pod.sidecar.config.upstream, apiKeysFile=str(pod.keys)).model_dump(
+        mode="json", by_alias=True, exclude_none=True
+    )
+    del doc["apiKeysFile"]
+    pod.cfg.write_text(json.dumps(doc))
+    with caplog.at_level(logging.INFO):
+        await pod.sidecar.watcher.check()
+    assert await pod.statuses() == LOCKED
+    assert sample(pod.sidecar.metrics, REFUSALS, reason="invalid") == 1
+    assert "apiKeysFile is required" in caplog.text

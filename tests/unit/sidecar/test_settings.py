@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
+from ollama_operator.api.sidecar_config import SidecarConfig
 from ollama_operator.sidecar.settings import GatewaySettings, RateLimitSettings, needs_restart
 
 from .sidecar_harness import config
@@ -45,3 +49,15 @@ def test_fields_that_need_a_restart() -> None:
     old = config("http://a:1")
     assert needs_restart(old, config("http://a:1", gateway={"maxQueue": 1})) == []
     assert needs_restart(old, config("http://b:1", publicPort=8081)) == ["upstream", "public_port"]
+
+
+def test_a_config_without_keys_must_say_auth_is_disabled() -> None:
+    """Forgetting apiKeysFile does not open the gateway: auth off is said by name."""
+    with pytest.raises(ValidationError, match="apiKeysFile is required unless"):
+        SidecarConfig.from_mapping({"upstream": "http://127.0.0.1:11434"})
+    with pytest.raises(ValidationError, match="apiKeysFile is required unless"):
+        SidecarConfig.from_mapping({"gateway": {"auth": {"mode": "APIKeys"}}})
+    off = SidecarConfig.from_mapping({"gateway": {"auth": {"mode": "Disabled"}}})
+    assert GatewaySettings.from_config(off).api_keys_file is None
+    on = SidecarConfig.from_mapping({"apiKeysFile": "/keys"})
+    assert GatewaySettings.from_config(on).api_keys_file == "/keys"
