@@ -8,6 +8,7 @@ tests on a developer machine and fail them under CI.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -16,6 +17,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -118,14 +120,18 @@ class Sidecar:
         return {"Authorization": f"Bearer {KEY}"}
 
 
-@pytest.fixture(scope="session")
-def sidecar(real_ollama: RealOllama, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
-    """``ollama-operator sidecar`` in front of the real Ollama, declaring a created model."""
-    work = tmp_path_factory.mktemp("sidecar")
+@contextlib.contextmanager
+def running_sidecar(
+    real_ollama: RealOllama,
+    work: Path,
+    models: list[dict[str, Any]],
+    gateway: dict[str, Any] | None = None,
+) -> Iterator[Sidecar]:
+    """``ollama-operator sidecar`` in front of the real Ollama, until it is Ready."""
     (work / "keys").write_text(KEY + "\n")
     (work / "token").write_text(TOKEN)
     public, admin = _free_port(), _free_port()
-    config = {
+    config: dict[str, Any] = {
         "server": "real",
         "namespace": "test",
         "upstream": real_ollama.url,
@@ -134,19 +140,10 @@ def sidecar(real_ollama: RealOllama, tmp_path_factory: pytest.TempPathFactory) -
         "adminPort": admin,
         "apiKeysFile": str(work / "keys"),
         "internalTokenFile": str(work / "token"),
-        "models": [
-            {"name": BASE_MODEL},
-            {
-                "name": "support-bot:latest",
-                "create": {
-                    "from": BASE_MODEL,
-                    "system": "You are a terse support bot.",
-                    "parameters": {"temperature": "0", "num_predict": "8"},
-                },
-                "preload": True,
-            },
-        ],
+        "models": models,
     }
+    if gateway is not None:
+        config["gateway"] = gateway
     path = work / "sidecar.yaml"
     path.write_text(yaml.safe_dump(config))
     log = open(work / "sidecar.log", "wb")  # noqa: SIM115 - closed below
@@ -158,10 +155,29 @@ def sidecar(real_ollama: RealOllama, tmp_path_factory: pytest.TempPathFactory) -
     )
     try:
         _wait_http(f"http://127.0.0.1:{admin}/healthz")
-        # Ready once the agent has created (and preloaded) the declared model.
+        # Ready once the agent has the declared models (created and preloaded if asked).
         _wait_http(f"http://127.0.0.1:{admin}/readyz", timeout=240)
         yield Sidecar(f"http://127.0.0.1:{public}", f"http://127.0.0.1:{admin}", path)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
         log.close()
+
+
+@pytest.fixture(scope="session")
+def sidecar(real_ollama: RealOllama, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sidecar]:
+    """The sidecar in front of the real Ollama, declaring a created model."""
+    models: list[dict[str, Any]] = [
+        {"name": BASE_MODEL},
+        {
+            "name": "support-bot:latest",
+            "create": {
+                "from": BASE_MODEL,
+                "system": "You are a terse support bot.",
+                "parameters": {"temperature": "0", "num_predict": "8"},
+            },
+            "preload": True,
+        },
+    ]
+    with running_sidecar(real_ollama, tmp_path_factory.mktemp("sidecar"), models) as running:
+        yield running
