@@ -229,6 +229,12 @@ class Reconciler:
                 except ApiError as exc:
                     metrics.RECONCILES.labels("error").inc()
                     log.warning("reconcile of %s/%s failed: %s", *key, exc)
+                except ValidationError as exc:
+                    # A status the typed model refuses is our bug, not the user's: say so
+                    # and write nothing (the API server would refuse or prune it).
+                    metrics.RECONCILES.labels("error").inc()
+                    problem = "; ".join(describe(exc, prefix="status"))[:1000]
+                    log.error("reconcile of %s/%s computed an invalid status: %s", *key, problem)
                 finally:
                     metrics.RECONCILE_SECONDS.observe(time.perf_counter() - started)
         finally:

@@ -16,6 +16,8 @@ from typing import Any
 import pytest
 
 from ollama_operator.api.report import PodReport
+from ollama_operator.api.status import OllamaServerStatus
+from ollama_operator.controller import reconcile as reconcile_module
 from ollama_operator.controller.reconcile import ClusterView, Reconciler
 
 from .fakes import RecordingKube
@@ -369,3 +371,16 @@ async def test_a_generated_secret_without_the_keys_key_is_reported() -> None:
     degraded = {c["type"]: c for c in kube.status["conditions"]}["Degraded"]
     assert degraded["status"] == "True"
     assert "Secret demo-api-keys has no key 'keys'" in degraded["message"]
+
+
+async def test_a_status_the_typed_model_refuses_is_logged_not_raised_nor_written(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(*args: Any, **kwargs: Any) -> dict[str, Any]:
+        return OllamaServerStatus.model_validate({"replicas": "many"}).to_json()
+
+    monkeypatch.setattr(reconcile_module, "compute_status", broken)
+    kube = RecordingKube()
+    await run(Reconciler(kube), server(), ClusterView())
+    assert kube.status is None, "nothing written"
+    assert "computed an invalid status: status.replicas" in caplog.text
