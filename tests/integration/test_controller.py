@@ -370,6 +370,8 @@ INVALID = [
     ({"gateway": {"timeouts": {"connect": "soon"}}}, "spec.gateway.timeouts.connect"),
     ({"models": [{"name": "m", "create": {"from": "m"}}]}, "create.from"),
     ({"gateway": {"auth": {"mode": "None"}}}, "spec.gateway.auth.mode"),
+    ({"models": [{"name": "gpt-oss:20b-cloud"}]}, "may not be a cloud model"),
+    ({"ollama": {"env": [{"name": "OLLAMA_NO_CLOUD", "value": "0"}]}}, "OLLAMA_NO_CLOUD"),
     (
         {"gateway": {"auth": {"mode": "Disabled", "apiKeysSecretRef": {"name": "k"}}}},
         "gateway.auth.apiKeysSecretRef may not be set when gateway.auth.mode is Disabled",
@@ -391,6 +393,13 @@ def test_invalid_manifests_refused_by_the_api_server(kubectl: Kubectl, namespace
             failures.append(f"{spec}: rc={result.returncode} {result.stderr.strip()[:300]}")
     assert not failures, "\n".join(failures)
     assert kubectl.json("-n", namespace, "get", GROUP)["items"] == []
+
+    # Cloud models are declared once the server allows them (checked, not stored).
+    allowed = server("cloudy", models=[{"name": "glm-4.6:cloud"}], ollama={"cloud": "Allowed"})
+    result = kubectl(
+        "-n", namespace, "apply", "--dry-run=server", "-f", "-", input=json.dumps(allowed)
+    )
+    assert result.returncode == 0, result.stderr
 
     name = server("this-name-is-far-too-long-for-a-statefulset-with-its-hash-label")
     result = kubectl("-n", namespace, "apply", "-f", "-", input=json.dumps(name), check=False)

@@ -10,7 +10,7 @@ secret itself: keys and the internal token are files mounted from Secrets.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, model_validator
@@ -103,6 +103,11 @@ class SidecarConfig(ApiModel):
     )
     cache: CachePolicy | None = Field(
         None, description="Cache partitioning and byte bound; absent: per key, 64 MiB."
+    )
+    cloud_models: Literal["Disabled", "Allowed"] = Field(
+        "Disabled",
+        description="Requests for cloud models (forwarded by Ollama to ollama.com); "
+        "Disabled: refused with 403 (spec.ollama.cloud).",
     )
 
     @model_validator(mode="after")

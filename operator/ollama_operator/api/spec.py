@@ -20,6 +20,7 @@ from pydantic import AfterValidator, Field, StringConstraints, model_validator
 from pydantic.config import JsonDict
 
 from .types import (
+    CLOUD_MODEL_PATTERN,
     ApiModel,
     DNSName,
     Duration,
@@ -29,6 +30,7 @@ from .types import (
     Port,
     Quantity,
     ResourceName,
+    is_cloud_model,
 )
 
 API_GROUP = "ollama.operator.dev"
@@ -165,6 +167,9 @@ class EnvVar(ApiModel):
     value_from: dict[str, Any] | None = Field(None, json_schema_extra=PRESERVE)
 
 
+_NO_CLOUD_ENV_MESSAGE = "ollama.env may not set OLLAMA_NO_CLOUD: use ollama.cloud"
+
+
 class OllamaSettings(
     ApiModel,
     json_schema_extra=_rules(
@@ -172,6 +177,7 @@ class OllamaSettings(
             "!has(self.env) || self.env.all(e, e.name != 'OLLAMA_HOST')",
             "ollama.env may not set OLLAMA_HOST: Ollama listens on 127.0.0.1 behind the gateway",
         ),
+        ("!has(self.env) || self.env.all(e, e.name != 'OLLAMA_NO_CLOUD')", _NO_CLOUD_ENV_MESSAGE),
     ),
 ):
     """Typed Ollama server knobs, rendered as ``OLLAMA_*`` environment variables."""
@@ -185,6 +191,12 @@ class OllamaSettings(
     )
     flash_attention: bool | None = Field(None, description="OLLAMA_FLASH_ATTENTION")
     debug: bool = Field(False, description="OLLAMA_DEBUG")
+    cloud: Literal["Disabled", "Allowed"] = Field(
+        "Disabled",
+        description="Cloud models (a tag of cloud or *-cloud), which Ollama forwards to "
+        "ollama.com. Disabled (default): OLLAMA_NO_CLOUD=1, none may be declared, and the "
+        "gateway refuses requests for them.",
+    )
     env: list[EnvVar] = Field(default_factory=list, max_length=128)
     env_from: list[dict[str, Any]] = Field(
         default_factory=list, max_length=32, json_schema_extra={"items": PRESERVE}
@@ -196,6 +208,8 @@ class OllamaSettings(
             raise ValueError(
                 "ollama.env may not set OLLAMA_HOST: Ollama listens on 127.0.0.1 behind the gateway"
             )
+        if any(e.name == "OLLAMA_NO_CLOUD" for e in self.env):
+            raise ValueError(_NO_CLOUD_ENV_MESSAGE)
         return self
 
 
@@ -514,6 +528,11 @@ class LocalObjectReference(ApiModel):
     name: DNSName
 
 
+_CLOUD_MODELS_MESSAGE = (
+    "models[].name may not be a cloud model (a tag of cloud or *-cloud: Ollama forwards it "
+    "to ollama.com) unless ollama.cloud is Allowed"
+)
+
 _RESERVED_LABEL_RULE = (
     "!has(self.podLabels) || ("
     + " && ".join(f"!('{label}' in self.podLabels)" for label in RESERVED_LABELS)
@@ -532,6 +551,12 @@ class OllamaServerSpec(
         (
             "!has(self.models) || self.models.all(m, !has(m.create) || m.create.from != m.name)",
             "models[].create.from must name another model than models[].name",
+        ),
+        (
+            "!has(self.models) || (has(self.ollama) && has(self.ollama.cloud)"
+            " && self.ollama.cloud == 'Allowed')"
+            f" || self.models.all(m, !m.name.matches('{CLOUD_MODEL_PATTERN}'))",
+            _CLOUD_MODELS_MESSAGE,
         ),
     ),
 ):
@@ -584,4 +609,6 @@ class OllamaServerSpec(
         for m in self.models:
             if m.create is not None and m.create.from_ == m.name:
                 raise ValueError("models[].create.from must name another model than models[].name")
+        if self.ollama.cloud != "Allowed" and any(is_cloud_model(m.name) for m in self.models):
+            raise ValueError(_CLOUD_MODELS_MESSAGE)
         return self

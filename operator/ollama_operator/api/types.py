@@ -35,6 +35,17 @@ MODEL_NAME_PATTERN = (
     r"(:[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127})?$"
 )
 
+#: A cloud model's reference: its tag is ``cloud`` or ends in ``-cloud`` (``glm-4.6:cloud``,
+#: ``gpt-oss:20b-cloud``). Ollama runs none of these itself: it forwards them to ollama.com.
+CLOUD_MODEL_PATTERN = r"(?i):([^:/]*-)?cloud$"
+_CLOUD_MODEL = re.compile(CLOUD_MODEL_PATTERN)
+
+
+def is_cloud_model(name: str) -> bool:
+    """Whether ``name`` is a cloud model (see :data:`CLOUD_MODEL_PATTERN`)."""
+    return _CLOUD_MODEL.search(name.strip()) is not None
+
+
 #: A DNS-1123 subdomain (names of Secrets, claims, classes).
 DNS_SUBDOMAIN_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 

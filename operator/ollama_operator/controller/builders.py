@@ -130,6 +130,9 @@ def ollama_env(settings: OllamaSettings) -> list[Manifest]:
             continue
         text = ("1" if value else "0") if isinstance(value, bool) else str(value)
         env.append({"name": name, "value": text})
+    if settings.cloud != "Allowed":
+        # Ollama's own switch (newer releases): no cloud models, no forwarding to ollama.com.
+        env.append({"name": "OLLAMA_NO_CLOUD", "value": "1"})
     env.extend(_dump(settings.env))
     return env
 
@@ -401,6 +404,7 @@ def sidecar_config(owner: Owner, spec: OllamaServerSpec) -> SidecarConfig:
         internal_token_file=f"{TOKEN_DIR}/{TOKEN_KEY}",
         gateway=spec.gateway.model_copy(update={"cache": cache}),
         cache=cache_policy(spec),
+        cloud_models=spec.ollama.cloud,
     )
 
 

@@ -21,6 +21,7 @@ below are the ones the gateway produces on its own::
     │                                carries ``WWW-Authenticate: Bearer``
     ├── ModelManagementRefused  403  /api/pull, /api/push, /api/create, /api/copy,
     │                                /api/delete: models are declared in spec.models
+    ├── CloudModelRefused       403  a cloud model where spec.ollama.cloud is Disabled
     ├── RouteNotFound           404  a path that is not part of the API
     ├── ModelNotFound           404  a model neither declared nor present in the pod
     ├── MethodNotAllowed        405  a known path with another method; carries ``Allow``
@@ -136,6 +137,14 @@ class ModelManagementRefused(GatewayError):
     openai_type = "permission_error"
 
 
+class CloudModelRefused(GatewayError):
+    """A cloud model (Ollama forwards it to ollama.com) on a server that does not allow them."""
+
+    status = 403
+    code = "cloud_model_refused"
+    openai_type = "permission_error"
+
+
 class RouteNotFound(GatewayError):
     """A path outside the Ollama and OpenAI-compatible APIs."""
 
@@ -248,6 +257,14 @@ def management_refused(path: str) -> ModelManagementRefused:
     return ModelManagementRefused(
         f"{path} is not available through the gateway: models are declared on the "
         "OllamaServer (spec.models) and pulled by the operator"
+    )
+
+
+def cloud_model_refused(model: str) -> CloudModelRefused:
+    """403 for a cloud model on a server that does not allow them."""
+    return CloudModelRefused(
+        f'model "{model}" is a cloud model: Ollama would forward the request to ollama.com, '
+        "and this OllamaServer does not allow that (spec.ollama.cloud is Disabled)"
     )
 
 

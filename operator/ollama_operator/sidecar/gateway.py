@@ -34,6 +34,7 @@ from collections.abc import Callable, Collection, Mapping
 from aiohttp import web
 from multidict import istr
 
+from ..api.types import is_cloud_model
 from ..ollama import normalize_name
 from .auth import KeyRing
 from .auth_guard import AuthFailureGuard
@@ -46,6 +47,7 @@ from .errors import (
     InternalError,
     Unauthorized,
     auth_throttled,
+    cloud_model_refused,
     management_refused,
     method_not_allowed,
     model_not_found,
@@ -314,12 +316,15 @@ class Gateway:
             self.metrics.request(name, model, code, asyncio.get_running_loop().time() - started)
 
     def _allowed_model(self, raw: str) -> str:
-        """The model's normalised name, if declared or present; 404 otherwise."""
+        """The model's normalised name, if declared or present; 404 otherwise (403 for a
+        cloud model where they are not allowed, whatever is on disk)."""
         key = self._model_keys.get(raw)
         if key is None:
             key = normalize_name(raw)
             if len(self._model_keys) < MODEL_KEY_CACHE:
                 self._model_keys[raw] = key
+        if not self.settings.cloud_allowed and is_cloud_model(key):
+            raise cloud_model_refused(raw)
         if key in self.settings.declared_models:
             return key
         present = self._present

@@ -54,6 +54,8 @@ class GatewaySettings:
     body_timeout: float = 60.0
     auth_failures_per_minute: int = 10
     auth_failures_burst: int = 10
+    #: Requests for cloud models (``spec.ollama.cloud: Allowed``); False: refused with 403.
+    cloud_allowed: bool = False
 
     @classmethod
     def from_config(cls, config: SidecarConfig) -> GatewaySettings:
@@ -66,6 +68,7 @@ class GatewaySettings:
             upstream=config.upstream.rstrip("/"),
             declared_models=frozenset(normalize_name(m.name) for m in config.models),
             api_keys_file=config.api_keys_file,
+            cloud_allowed=config.cloud_models == "Allowed",
             rate_limit=(
                 None
                 if rate is None

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from ollama_operator.api import OllamaServerSpec
 from ollama_operator.api.crd import build_crd
+from ollama_operator.api.types import is_cloud_model
 from ollama_operator.api.validation import describe, field_path
 
 
@@ -57,6 +58,24 @@ def test_cache_policy_unset_by_default_and_without_schema_defaults() -> None:
     assert "default" not in props["shared"]
     assert "default" not in props["maxBytes"]
     assert (props["maxBytes"]["minimum"], props["maxBytes"]["maximum"]) == (1024, 2**30)
+
+
+@pytest.mark.parametrize(
+    ("name", "cloud"),
+    [
+        ("gpt-oss:20b-cloud", True),
+        ("glm-4.6:cloud", True),
+        ("ollama.com/library/qwen3:480b-Cloud", True),
+        ("cloudy:7b", False),
+        ("my/cloud", False),
+        ("cloud", False),
+        ("registry.example:5000/team/cloud:v1", False),
+    ],
+)
+def test_cloud_models_are_told_by_their_tag(name: str, cloud: bool) -> None:
+    assert is_cloud_model(name) is cloud
+    declared = {"models": [{"name": name}], "ollama": {"cloud": "Allowed"}}
+    assert OllamaServerSpec.model_validate(declared).ollama.cloud == "Allowed"
 
 
 def test_network_policy_on_by_default_without_narrowing_the_gateway() -> None:
@@ -135,6 +154,10 @@ INVALID: list[tuple[dict[str, Any], str, bool]] = [
         "gateway.auth.apiKeysSecretRef may not be set",
         False,
     ),
+    ({"models": [{"name": "gpt-oss:20b-cloud"}]}, "may not be a cloud model", False),
+    ({"models": [{"name": "glm-4.6:CLOUD"}]}, "may not be a cloud model", False),
+    ({"ollama": {"cloud": "Sometimes"}}, "ollama.cloud", True),
+    ({"ollama": {"env": [{"name": "OLLAMA_NO_CLOUD", "value": "0"}]}}, "OLLAMA_NO_CLOUD", False),
     ({"service": {"port": 70000}}, "service.port", True),
     ({"service": {"type": "ExternalName"}}, "service.type", True),
     ({"podLabels": {"app.kubernetes.io/instance": "x"}}, "podLabels", False),

@@ -181,7 +181,25 @@ def test_ollama_env_from_typed_knobs_and_passthrough(owner: Owner, ctx: BuildCon
 
 def test_unset_knobs_are_not_rendered(owner: Owner, ctx: BuildContext) -> None:
     env = env_of(containers(build_statefulset(owner, make_spec(), ctx))["ollama"])
-    assert set(env) == {"OLLAMA_HOST", "OLLAMA_MODELS", "HOME"}
+    assert set(env) == {"OLLAMA_HOST", "OLLAMA_MODELS", "HOME", "OLLAMA_NO_CLOUD"}
+
+
+def test_cloud_models_are_off_by_default_in_ollama_and_the_gateway(
+    owner: Owner, ctx: BuildContext
+) -> None:
+    env = env_of(containers(build_statefulset(owner, make_spec(), ctx))["ollama"])
+    assert env["OLLAMA_NO_CLOUD"] == "1"
+    config = SidecarConfig.from_mapping(
+        yaml.safe_load(build_configmap(owner, make_spec())["data"]["sidecar.yaml"])
+    )
+    assert GatewaySettings.from_config(config).cloud_allowed is False
+    allowed = make_spec(ollama={"cloud": "Allowed"}, models=[{"name": "glm-4.6:cloud"}])
+    env = env_of(containers(build_statefulset(owner, allowed, ctx))["ollama"])
+    assert "OLLAMA_NO_CLOUD" not in env
+    config = SidecarConfig.from_mapping(
+        yaml.safe_load(build_configmap(owner, allowed)["data"]["sidecar.yaml"])
+    )
+    assert GatewaySettings.from_config(config).cloud_allowed is True
 
 
 def test_ollama_is_loopback_only_and_sidecar_exposed(owner: Owner, ctx: BuildContext) -> None:
