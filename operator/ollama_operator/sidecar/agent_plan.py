@@ -354,6 +354,10 @@ def is_ready(states: Iterable[ModelState], seen: Observation | None, *, ollama_u
     )
 
 
+#: The longest message a model's report carries (the status keeps 1024 characters of it).
+REPORT_MESSAGE_MAX = 4096
+
+
 def model_status(state: ModelState) -> ModelReport:
     """One model's entry of ``/status`` (the report the controller folds into its status)."""
     return ModelReport(
@@ -367,7 +371,8 @@ def model_status(state: ModelState) -> ModelReport:
         digest=state.digest,
         size=state.size,
         loaded=state.loaded,
-        message=state.message,
+        # Ollama's error texts have no bound; the report (and the status) do.
+        message=state.message[:REPORT_MESSAGE_MAX] if state.message else state.message,
         last_transition_time=rfc3339(state.since),
     )
 

@@ -303,3 +303,11 @@ def test_status_entries_are_what_the_controller_reads() -> None:
 )
 def test_redact_removes_url_credentials(text: str, clean: str) -> None:
     assert redact(text) == clean
+
+
+def test_a_huge_error_from_ollama_still_makes_a_valid_report() -> None:
+    s = states(spec("llama3.2:1b"))["llama3.2:1b"]
+    s.phase, s.message = "Failed", "x" * 100_000
+    entry = model_status(s)
+    assert entry.message is not None
+    assert len(entry.message) == 4096
