@@ -310,7 +310,9 @@ class Reconciler:
         if token_secret is not None:
             self._tokens[(owner.namespace, owner.name)] = _decode(token_secret, TOKEN_KEY)
         ref = keys_ref(owner, spec)
-        if ref is None or ref.name != owner.api_keys_secret:
+        if ref is None or spec.gateway.auth.api_keys_secret_ref is not None:
+            # Auth off, or the user's own Secret (even one named <name>-api-keys, which
+            # may simply not be applied yet): nothing to generate.
             return None
         keys_secret = await self._ensure_secret(
             owner, owner.api_keys_secret, lambda: build_api_keys_secret(owner, new_api_key())

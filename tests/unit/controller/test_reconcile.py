@@ -344,6 +344,14 @@ async def test_a_users_own_keys_secret_generates_nothing() -> None:
     assert set(kube.secrets) == {"demo-internal"}
 
 
+async def test_a_users_own_secret_with_the_generated_name_is_never_generated() -> None:
+    """The user's Secret may be applied after the server: it must not find ours there."""
+    kube = RecordingKube()
+    ref = {"apiKeysSecretRef": {"name": "demo-api-keys"}}
+    await run(Reconciler(kube), server(gateway={"auth": ref}), ClusterView())
+    assert "demo-api-keys" not in kube.secrets
+
+
 async def test_auth_disabled_generates_no_key_and_warns_once_per_generation() -> None:
     kube = RecordingKube()
     reconciler = Reconciler(kube)
