@@ -249,6 +249,11 @@ class AuthSpec(
         None, description="Your own keys; unset: the operator generates <name>-api-keys."
     )
 
+    @property
+    def generated(self) -> bool:
+        """Whether the keys come from the Secret the controller generates (<name>-api-keys)."""
+        return self.mode != "Disabled" and self.api_keys_secret_ref is None
+
     @model_validator(mode="after")
     def _disabled_has_no_keys(self) -> AuthSpec:
         if self.mode == "Disabled" and self.api_keys_secret_ref is not None:

@@ -191,11 +191,9 @@ def keys_ref(owner: Owner, spec: OllamaServerSpec) -> SecretKeyRef | None:
     is never open.
     """
     auth = spec.gateway.auth
-    if auth.mode == "Disabled":
-        return None
-    if auth.api_keys_secret_ref is not None:
-        return auth.api_keys_secret_ref
-    return SecretKeyRef(name=owner.api_keys_secret, key=GENERATED_KEYS_KEY)
+    if auth.generated:
+        return SecretKeyRef(name=owner.api_keys_secret, key=GENERATED_KEYS_KEY)
+    return auth.api_keys_secret_ref  # None exactly when auth is Disabled
 
 
 def _probe(path: str, **timing: int) -> Manifest:

@@ -32,7 +32,7 @@ from pydantic import ValidationError
 
 from ..api.report import PodReport
 from ..api.sidecar_config import TOKEN_KEY
-from ..api.spec import API_GROUP, API_VERSION, KIND, OllamaServerSpec
+from ..api.spec import API_GROUP, API_VERSION, GENERATED_KEYS_KEY, KIND, OllamaServerSpec
 from ..api.status import ConditionStatus, OllamaServerStatus, condition, stamp
 from ..api.validation import describe
 from . import metrics
@@ -41,7 +41,6 @@ from .builders import (
     build_api_keys_secret,
     build_children,
     build_internal_secret,
-    keys_ref,
 )
 from .diff import needs_apply, stamped
 from .kube import ApiError, Kube
@@ -309,20 +308,19 @@ class Reconciler:
         )
         if token_secret is not None:
             self._tokens[(owner.namespace, owner.name)] = _decode(token_secret, TOKEN_KEY)
-        ref = keys_ref(owner, spec)
-        if ref is None or spec.gateway.auth.api_keys_secret_ref is not None:
+        if not spec.gateway.auth.generated:
             # Auth off, or the user's own Secret (even one named <name>-api-keys, which
             # may simply not be applied yet): nothing to generate.
             return None
         keys_secret = await self._ensure_secret(
             owner, owner.api_keys_secret, lambda: build_api_keys_secret(owner, new_api_key())
         )
-        if keys_secret is not None and ref.key not in (keys_secret.get("data") or {}):
+        if keys_secret is not None and GENERATED_KEYS_KEY not in (keys_secret.get("data") or {}):
             # Not ours to rewrite (never rotated, maybe a user's): say what blocks the pods.
             self._secret_seen.pop(_seen_key(owner, owner.api_keys_secret), None)
             return (
-                f"Secret {owner.api_keys_secret} has no key {ref.key!r}: add the API keys there,"
-                " one per line, or delete the Secret to have a new key generated"
+                f"Secret {owner.api_keys_secret} has no key {GENERATED_KEYS_KEY!r}: add the API"
+                " keys there, one per line, or delete the Secret to have a new key generated"
             )
         return None
 
